@@ -1,0 +1,1 @@
+"""PostgreSQL through asyncpg: connection pool, migrations, read-model writes and reads."""

@@ -1,0 +1,190 @@
+-- Accord read model, audit trail, users and tokens.
+-- Temporal holds the lifecycle; these tables hold what is read and what must last.
+
+CREATE TABLE users (
+    id            text PRIMARY KEY,
+    username      text NOT NULL UNIQUE,
+    display_name  text NOT NULL,
+    role          text NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+
+-- API tokens are stored as SHA-256 of a 256-bit random secret: the secret is shown once.
+CREATE TABLE api_tokens (
+    id            text PRIMARY KEY,
+    user_id       text NOT NULL REFERENCES users(id),
+    token_hash    bytea NOT NULL UNIQUE,
+    name          text NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    expires_at    timestamptz,
+    revoked_at    timestamptz
+);
+
+CREATE TABLE organizations (
+    id            text PRIMARY KEY,
+    name          text NOT NULL,
+    kind          text NOT NULL,
+    region        text,
+    created_by    text NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX organizations_name ON organizations (lower(name));
+
+CREATE TABLE people (
+    id              text PRIMARY KEY,
+    organization_id text NOT NULL REFERENCES organizations(id),
+    name            text NOT NULL,
+    title           text NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX people_organization ON people (organization_id);
+
+CREATE TABLE cooperations (
+    id                      text PRIMARY KEY,
+    workflow_id             text NOT NULL,
+    title                   text NOT NULL,
+    stage                   text NOT NULL,
+    lead_organization_id    text NOT NULL REFERENCES organizations(id),
+    lead_organization_name  text NOT NULL,
+    partner_organization_id text NOT NULL REFERENCES organizations(id),
+    partner_organization_name text NOT NULL,
+    areas                   text[] NOT NULL,
+    liaison_officer         text NOT NULL,
+    department              text,
+    started_on              date,
+    target_signing_date     date,
+    description             text NOT NULL,
+    termination_reason      text,
+    -- Lower-cased title, parties, areas and officer: substring search works on Chinese text.
+    search_text             text NOT NULL,
+    version                 integer NOT NULL,
+    created_by              text NOT NULL,
+    created_at              timestamptz NOT NULL,
+    updated_at              timestamptz NOT NULL
+);
+CREATE INDEX cooperations_page ON cooperations (created_at DESC, id DESC);
+CREATE INDEX cooperations_stage ON cooperations (stage, created_at DESC, id DESC);
+CREATE INDEX cooperations_partner ON cooperations (partner_organization_id);
+
+CREATE TABLE negotiation_events (
+    cooperation_id text NOT NULL REFERENCES cooperations(id),
+    id             text NOT NULL,
+    kind           text NOT NULL,
+    occurred_on    date NOT NULL,
+    ends_on        date,
+    place          text,
+    participants   text[] NOT NULL,
+    summary        text NOT NULL,
+    recorded_by    text NOT NULL,
+    PRIMARY KEY (cooperation_id, id)
+);
+
+CREATE TABLE agreements (
+    id             text PRIMARY KEY,
+    cooperation_id text NOT NULL REFERENCES cooperations(id),
+    kind           text NOT NULL,
+    title          text NOT NULL,
+    status         text NOT NULL,
+    parties        jsonb NOT NULL,
+    review_steps   jsonb NOT NULL,
+    review_log     jsonb NOT NULL,
+    signed_on      date,
+    revision       integer NOT NULL
+);
+CREATE INDEX agreements_cooperation ON agreements (cooperation_id);
+
+CREATE TABLE signatures (
+    agreement_id    text NOT NULL REFERENCES agreements(id),
+    organization_id text NOT NULL,
+    signatory_name  text NOT NULL,
+    signatory_title text NOT NULL,
+    signed_on       date NOT NULL,
+    recorded_by     text NOT NULL,
+    PRIMARY KEY (agreement_id, organization_id)
+);
+
+CREATE TABLE projects (
+    id                     text PRIMARY KEY,
+    cooperation_id         text NOT NULL REFERENCES cooperations(id),
+    agreement_id           text NOT NULL REFERENCES agreements(id),
+    workflow_id            text NOT NULL,
+    title                  text NOT NULL,
+    site                   text,
+    committed_investment   numeric(16, 2) NOT NULL,
+    realized_investment    numeric(16, 2) NOT NULL,
+    responsible_department text NOT NULL,
+    responsible_officer    text NOT NULL,
+    status                 text NOT NULL,
+    status_reason          text,
+    version                integer NOT NULL,
+    created_at             timestamptz NOT NULL,
+    updated_at             timestamptz NOT NULL
+);
+CREATE INDEX projects_cooperation ON projects (cooperation_id);
+
+CREATE TABLE milestones (
+    project_id     text NOT NULL REFERENCES projects(id),
+    id             text NOT NULL,
+    cooperation_id text NOT NULL,
+    position       integer NOT NULL,
+    name           text NOT NULL,
+    due_date       date NOT NULL,
+    owner          text,
+    status         text NOT NULL,
+    completed_on   date,
+    evidence       text,
+    completed_by   text,
+    moves          jsonb NOT NULL,
+    PRIMARY KEY (project_id, id)
+);
+CREATE INDEX milestones_open_due ON milestones (due_date) WHERE status = 'open';
+CREATE INDEX milestones_cooperation ON milestones (cooperation_id);
+
+CREATE TABLE investments (
+    project_id     text NOT NULL REFERENCES projects(id),
+    id             text NOT NULL,
+    cooperation_id text NOT NULL,
+    received_on    date NOT NULL,
+    amount         numeric(16, 2) NOT NULL,
+    source_note    text NOT NULL,
+    recorded_by    text NOT NULL,
+    PRIMARY KEY (project_id, id)
+);
+
+-- Append-only audit trail. (workflow_id, event_seq) makes an activity retry a no-op.
+CREATE TABLE audit_events (
+    id             bigserial PRIMARY KEY,
+    recorded_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+    occurred_at    timestamptz NOT NULL,
+    actor_id       text NOT NULL,
+    actor_name     text NOT NULL,
+    actor_role     text NOT NULL,
+    auth_method    text NOT NULL,
+    request_id     text,
+    action         text NOT NULL,
+    entity_type    text NOT NULL,
+    entity_id      text NOT NULL,
+    cooperation_id text,
+    project_id     text,
+    before         jsonb NOT NULL,
+    after          jsonb NOT NULL,
+    comment        text,
+    outcome        text NOT NULL DEFAULT 'succeeded',
+    workflow_id    text,
+    run_id         text,
+    event_seq      integer,
+    UNIQUE (workflow_id, event_seq)
+);
+CREATE INDEX audit_events_cooperation ON audit_events (cooperation_id, id);
+CREATE INDEX audit_events_entity ON audit_events (entity_type, entity_id, id);
+
+-- Idempotency-Key: a retried POST returns the stored answer instead of acting twice.
+CREATE TABLE idempotency_keys (
+    user_id       text NOT NULL,
+    key           text NOT NULL,
+    request_hash  bytea NOT NULL,
+    status_code   integer,
+    response      jsonb,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, key)
+);

@@ -1,0 +1,213 @@
+"""Writes of the read model and the audit trail, one accepted action per transaction.
+
+Each write is keyed by (workflow id, event seq): the audit insert is the gate, so
+an activity retry after a commit finds its row and writes nothing. Rows carry the
+event seq as `version` and an upsert never replaces a newer version, so the read
+model only moves forward.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from domain.audit import Actor, Change
+from domain.cooperation import CooperationState
+from domain.project import NewProject, ProjectState
+from domain.records import CooperationEventRecord, ProjectEventRecord, project_workflow_id
+
+
+async def insert_audit(
+    conn: asyncpg.Connection,
+    *,
+    occurred_at: object,
+    actor: Actor,
+    request_id: str | None,
+    change: Change,
+    cooperation_id: str | None,
+    project_id: str | None,
+    workflow_id: str | None = None,
+    run_id: str | None = None,
+    event_seq: int | None = None,
+    outcome: str = "succeeded",
+) -> bool:
+    """Append one audit event; False when this (workflow id, seq) was already recorded."""
+    row_id = await conn.fetchval(
+        """
+        INSERT INTO audit_events (occurred_at, actor_id, actor_name, actor_role, auth_method, request_id,
+            action, entity_type, entity_id, cooperation_id, project_id, before, after, comment, outcome,
+            workflow_id, run_id, event_seq)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+        ON CONFLICT (workflow_id, event_seq) DO NOTHING
+        RETURNING id
+        """,
+        occurred_at, actor.user_id, actor.name, actor.role, actor.auth_method, request_id,
+        change.action, change.entity_type, change.entity_id, cooperation_id, project_id,
+        change.before, change.after, change.comment, outcome, workflow_id, run_id, event_seq,
+    )
+    return row_id is not None
+
+
+async def write_cooperation_event(conn: asyncpg.Connection, record: CooperationEventRecord) -> bool:
+    """Audit row plus the cooperation's rows, in one transaction. False if already written."""
+    state = record.state
+    async with conn.transaction():
+        fresh = await insert_audit(
+            conn, occurred_at=record.occurred_at, actor=record.actor, request_id=record.request_id,
+            change=record.change, cooperation_id=state.cooperation_id,
+            project_id=record.new_project.project_id if record.new_project else None,
+            workflow_id=record.workflow_id, run_id=record.run_id, event_seq=record.seq,
+        )
+        if not fresh:
+            return False
+        if await _upsert_cooperation(conn, record.workflow_id, state):
+            await _upsert_cooperation_children(conn, state)
+        if record.new_project is not None:
+            await _insert_new_project(conn, record.new_project)
+    return True
+
+
+async def write_project_event(conn: asyncpg.Connection, record: ProjectEventRecord) -> bool:
+    state = record.state
+    async with conn.transaction():
+        fresh = await insert_audit(
+            conn, occurred_at=record.occurred_at, actor=record.actor, request_id=record.request_id,
+            change=record.change, cooperation_id=state.cooperation_id, project_id=state.project_id,
+            workflow_id=record.workflow_id, run_id=record.run_id, event_seq=record.seq,
+        )
+        if not fresh:
+            return False
+        if await _upsert_project(conn, state):
+            await _upsert_milestones(conn, state.project_id, state.cooperation_id, state.milestones)
+            await conn.executemany(
+                """
+                INSERT INTO investments (project_id, id, cooperation_id, received_on, amount, source_note, recorded_by)
+                VALUES ($1, $2, $3, $4, $5, $6, $7)
+                ON CONFLICT (project_id, id) DO NOTHING
+                """,
+                [(state.project_id, e.entry_id, state.cooperation_id, e.received_on, e.amount, e.source_note,
+                  e.recorded_by) for e in state.investments],
+            )
+    return True
+
+
+def _search_text(state: CooperationState) -> str:
+    parts = [state.title, state.partner_organization_name, state.lead_organization_name, state.liaison_officer,
+             state.department or "", *state.areas]
+    return " ".join(parts).lower()
+
+
+async def _upsert_cooperation(conn: asyncpg.Connection, workflow_id: str, s: CooperationState) -> bool:
+    written = await conn.fetchval(
+        """
+        INSERT INTO cooperations (id, workflow_id, title, stage, lead_organization_id, lead_organization_name,
+            partner_organization_id, partner_organization_name, areas, liaison_officer, department, started_on,
+            target_signing_date, description, termination_reason, search_text, version, created_by, created_at,
+            updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+        ON CONFLICT (id) DO UPDATE SET
+            title = EXCLUDED.title, stage = EXCLUDED.stage, areas = EXCLUDED.areas,
+            liaison_officer = EXCLUDED.liaison_officer, department = EXCLUDED.department,
+            target_signing_date = EXCLUDED.target_signing_date, description = EXCLUDED.description,
+            termination_reason = EXCLUDED.termination_reason, search_text = EXCLUDED.search_text,
+            version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
+        WHERE cooperations.version <= EXCLUDED.version
+        RETURNING true
+        """,
+        s.cooperation_id, workflow_id, s.title, s.stage.value, s.lead_organization_id, s.lead_organization_name,
+        s.partner_organization_id, s.partner_organization_name, s.areas, s.liaison_officer, s.department,
+        s.started_on, s.target_signing_date, s.description, s.termination_reason, _search_text(s), s.seq,
+        s.created_by, s.created_at, s.updated_at,
+    )
+    return bool(written)
+
+
+async def _upsert_cooperation_children(conn: asyncpg.Connection, s: CooperationState) -> None:
+    await conn.executemany(
+        """
+        INSERT INTO negotiation_events (cooperation_id, id, kind, occurred_on, ends_on, place, participants,
+            summary, recorded_by)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        ON CONFLICT (cooperation_id, id) DO NOTHING
+        """,
+        [(s.cooperation_id, e.event_id, e.kind.value, e.occurred_on, e.ends_on, e.place, e.participants, e.summary,
+          e.recorded_by) for e in s.negotiation],
+    )
+    await conn.executemany(
+        """
+        INSERT INTO agreements (id, cooperation_id, kind, title, status, parties, review_steps, review_log,
+            signed_on, revision)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        ON CONFLICT (id) DO UPDATE SET
+            title = EXCLUDED.title, status = EXCLUDED.status, parties = EXCLUDED.parties,
+            review_steps = EXCLUDED.review_steps, review_log = EXCLUDED.review_log,
+            signed_on = EXCLUDED.signed_on, revision = EXCLUDED.revision
+        """,
+        [(a.agreement_id, s.cooperation_id, a.kind.value, a.title, a.status.value,
+          [p.model_dump(mode="json") for p in a.parties], [r.model_dump(mode="json") for r in a.review_steps],
+          [d.model_dump(mode="json") for d in a.review_log], a.signed_on, a.revision) for a in s.agreements],
+    )
+    await conn.executemany(
+        """
+        INSERT INTO signatures (agreement_id, organization_id, signatory_name, signatory_title, signed_on,
+            recorded_by)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (agreement_id, organization_id) DO NOTHING
+        """,
+        [(a.agreement_id, sig.organization_id, sig.signatory_name, sig.signatory_title, sig.signed_on,
+          sig.recorded_by) for a in s.agreements for sig in a.signatures],
+    )
+
+
+async def _insert_new_project(conn: asyncpg.Connection, p: NewProject) -> None:
+    """The parent writes a new project's first rows so the API answer already shows them."""
+    await conn.execute(
+        """
+        INSERT INTO projects (id, cooperation_id, agreement_id, workflow_id, title, site, committed_investment,
+            realized_investment, responsible_department, responsible_officer, status, version, created_at,
+            updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, 'planned', 0, $10, $10)
+        ON CONFLICT (id) DO NOTHING
+        """,
+        p.project_id, p.cooperation_id, p.agreement_id, project_workflow_id(p.project_id), p.title, p.site,
+        p.committed_investment, p.responsible_department, p.responsible_officer, p.created_at,
+    )
+    await conn.executemany(
+        """
+        INSERT INTO milestones (project_id, id, cooperation_id, position, name, due_date, owner, status, moves)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', '[]'::jsonb)
+        ON CONFLICT (project_id, id) DO NOTHING
+        """,
+        [(p.project_id, m.milestone_id, p.cooperation_id, i, m.name, m.due_date, m.owner)
+         for i, m in enumerate(p.milestones)],
+    )
+
+
+async def _upsert_project(conn: asyncpg.Connection, s: ProjectState) -> bool:
+    written = await conn.fetchval(
+        """
+        UPDATE projects SET status = $2, status_reason = $3, realized_investment = $4, version = $5,
+            updated_at = $6
+        WHERE id = $1 AND version <= $5
+        RETURNING true
+        """,
+        s.project_id, s.status.value, s.status_reason, s.realized_investment, s.seq, s.updated_at,
+    )
+    return bool(written)
+
+
+async def _upsert_milestones(conn: asyncpg.Connection, project_id: str, cooperation_id: str,
+                             milestones: list) -> None:
+    await conn.executemany(
+        """
+        INSERT INTO milestones (project_id, id, cooperation_id, position, name, due_date, owner, status,
+            completed_on, evidence, completed_by, moves)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+        ON CONFLICT (project_id, id) DO UPDATE SET
+            due_date = EXCLUDED.due_date, owner = EXCLUDED.owner, status = EXCLUDED.status,
+            completed_on = EXCLUDED.completed_on, evidence = EXCLUDED.evidence,
+            completed_by = EXCLUDED.completed_by, moves = EXCLUDED.moves
+        """,
+        [(project_id, m.milestone_id, cooperation_id, i, m.name, m.due_date, m.owner, m.status, m.completed_on,
+          m.evidence, m.completed_by, [mv.model_dump(mode="json") for mv in m.moves])
+         for i, m in enumerate(milestones)],
+    )

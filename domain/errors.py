@@ -1,0 +1,32 @@
+"""Why an action is refused. The API maps each kind to an HTTP status."""
+
+
+class DomainError(Exception):
+    """Base of every rule violation; `kind` names it across process boundaries."""
+
+    kind = "DomainError"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Refused(DomainError):
+    """The current state forbids the action (HTTP 409)."""
+
+    kind = "Refused"
+
+
+class NotFound(DomainError):
+    """The action names something the record does not hold (HTTP 404)."""
+
+    kind = "NotFound"
+
+
+class Invalid(DomainError):
+    """The input is well-formed but makes no sense against the record (HTTP 422)."""
+
+    kind = "Invalid"
+
+
+ERROR_KINDS: dict[str, type[DomainError]] = {cls.kind: cls for cls in (Refused, NotFound, Invalid)}

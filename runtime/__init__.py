@@ -1,0 +1,1 @@
+"""Process wiring: settings, the Temporal client and worker, embedded services, the `accord` CLI."""

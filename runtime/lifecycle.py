@@ -1,0 +1,72 @@
+"""The write path: sending staff actions to the workflows as Temporal Updates.
+
+The API, the tests and scripts all write through these functions, so there is
+exactly one way an action reaches the lifecycle.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
+
+from domain.audit import ActionContext, Actor
+from domain.cooperation import CooperationCommand, CooperationState, CreateCooperation
+from domain.project import ProjectCommand, ProjectState
+from domain.records import (
+    CooperationAction,
+    CooperationInput,
+    ProjectAction,
+    cooperation_workflow_id,
+    project_workflow_id,
+)
+from workflows.cooperation import CooperationWorkflow
+from workflows.project import ProjectWorkflow
+
+
+async def create_cooperation(
+    client: Client,
+    task_queue: str,
+    cooperation_id: str,
+    create: CreateCooperation,
+    actor: Actor,
+    request_id: str,
+    continue_as_new_after: int | None = None,
+) -> CooperationState:
+    """Start the workflow and wait until its creation is in the read model: one round trip.
+
+    The workflow id is derived from the cooperation id and an existing run is reused,
+    so a retried creation answers with the record that exists instead of a second one.
+    """
+    start = WithStartWorkflowOperation(
+        CooperationWorkflow.run,
+        CooperationInput(
+            cooperation_id=cooperation_id,
+            create=create,
+            creator=ActionContext(actor=actor, request_id=request_id, now=datetime.now(timezone.utc)),
+            continue_as_new_after=continue_as_new_after,
+        ),
+        id=cooperation_workflow_id(cooperation_id),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    return await client.execute_update_with_start_workflow(
+        CooperationWorkflow.opened, start_workflow_operation=start, id=f"open:{request_id}"
+    )
+
+
+async def act_on_cooperation(
+    client: Client, cooperation_id: str, actor: Actor, command: CooperationCommand, request_id: str
+) -> CooperationState:
+    handle = client.get_workflow_handle_for(CooperationWorkflow.run, cooperation_workflow_id(cooperation_id))
+    action = CooperationAction(request_id=request_id, actor=actor, command=command)
+    return await handle.execute_update(CooperationWorkflow.act, action, id=request_id)
+
+
+async def act_on_project(
+    client: Client, project_id: str, actor: Actor, command: ProjectCommand, request_id: str
+) -> ProjectState:
+    handle = client.get_workflow_handle_for(ProjectWorkflow.run, project_workflow_id(project_id))
+    action = ProjectAction(request_id=request_id, actor=actor, command=command)
+    return await handle.execute_update(ProjectWorkflow.act, action, id=request_id)

@@ -1,0 +1,46 @@
+"""Configuration from ACCORD_* environment variables (and a `.env` file).
+
+Leave ACCORD_TEMPORAL_ADDRESS and ACCORD_DATABASE_URL unset and `accord dev`
+starts embedded servers; set them and every command uses the existing ones.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ACCORD_", env_file=".env", extra="ignore")
+
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    task_queue: str = "accord"
+    database_url: str | None = None
+    database_pool_size: int = 10
+
+    data_dir: Path = Path(".data")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    # Embedded Temporal dev server ports (used only when temporal_address is unset).
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+
+    @property
+    def embedded_database_dir(self) -> Path:
+        return self.data_dir.resolve() / "pg"
+
+    @property
+    def temporal_db_file(self) -> Path:
+        return self.data_dir.resolve() / "temporal.sqlite"
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.data_dir.resolve() / "admin-token"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,65 @@
+"""Real parts for the suite: an embedded PostgreSQL, the Temporal dev server and a worker.
+
+Everything is started once per test session in a temporary directory; each test
+works on its own fresh ids, so tests never see each other's records.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from db.migrate import migrate
+from db.pool import create_pool
+from runtime.embedded import start_embedded_postgres
+from runtime.temporal import build_worker
+
+BIN = Path(sys.executable).parent
+TASK_QUEUE = "accord-test"
+
+
+@pytest.fixture(scope="session")
+def pg_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    server = start_embedded_postgres(tmp_path_factory.mktemp("pg") / "data", database="accord_test")
+    return server.url
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def pool(pg_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(pg_url)
+    async with pool.acquire() as conn:
+        await migrate(conn)
+    yield pool
+    await pool.close()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(BIN / "temporal"),
+        data_converter=pydantic_data_converter,
+        dev_server_extra_args=["--log-level", "error"],
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def client(dev_env: WorkflowEnvironment, pool: asyncpg.Pool) -> AsyncIterator[Client]:
+    """A client whose task queue is served by a real worker for the whole session."""
+    worker = build_worker(dev_env.client, pool, TASK_QUEUE)
+    async with worker:
+        yield dev_env.client
+
+
+def new_id(prefix: str = "") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:12]}"

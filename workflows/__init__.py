@@ -1,0 +1,1 @@
+"""Temporal workflows: one CooperationWorkflow per cooperation, one child ProjectWorkflow per project."""
