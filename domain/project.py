@@ -11,7 +11,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from domain.audit import ActionContext, Change, change_of
 from domain.errors import Invalid, NotFound, Refused
@@ -92,6 +92,7 @@ class ProjectState(BaseModel):
             raise NotFound(f"milestone {milestone_id} is not part of this project")
         return found
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def realized_investment(self) -> Decimal:
         return sum((e.amount for e in self.investments), Decimal("0.00"))

@@ -36,6 +36,17 @@ class Settings(BaseSettings):
     def temporal_db_file(self) -> Path:
         return self.data_dir.resolve() / "temporal.sqlite"
 
+    def resolved_database_url(self) -> str | None:
+        """The configured URL, or the embedded server's socket when `accord dev` has created one."""
+        if self.database_url:
+            return self.database_url
+        if (self.embedded_database_dir / "PG_VERSION").exists():
+            return f"postgresql://postgres:@/accord?host={self.embedded_database_dir}"
+        return None
+
+    def resolved_temporal_address(self) -> str:
+        return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
     @property
     def admin_token_file(self) -> Path:
         return self.data_dir.resolve() / "admin-token"

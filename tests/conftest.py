@@ -9,9 +9,11 @@ from __future__ import annotations
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 import pytest_asyncio
 from temporalio.client import Client
@@ -63,3 +65,35 @@ async def client(dev_env: WorkflowEnvironment, pool: asyncpg.Pool) -> AsyncItera
 
 def new_id(prefix: str = "") -> str:
     return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+# ---------------------------------------------------------------- the HTTP API
+
+
+@dataclass
+class ApiUser:
+    token: str
+    user_id: str
+    http: httpx.AsyncClient
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def app(client: Client, pool: asyncpg.Pool):
+    from api.app import create_app
+    from api.services import Services
+
+    return create_app(Services(pool=pool, client=client, task_queue=TASK_QUEUE))
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def api(app, pool: asyncpg.Pool) -> AsyncIterator[ApiUser]:
+    """An authenticated HTTP client on the real app (real PostgreSQL, real Temporal, real worker)."""
+    from db.users import create_user, issue_token
+
+    async with pool.acquire() as conn:
+        user = await create_user(conn, new_id("officer-"), "Liaison Officer Test", "liaison_officer")
+        token = await issue_token(conn, user.id, "tests")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://accord.test/api/v1",
+                                 headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
+        yield ApiUser(token=token, user_id=user.id, http=http)

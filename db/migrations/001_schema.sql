@@ -184,7 +184,8 @@ CREATE TABLE idempotency_keys (
     key           text NOT NULL,
     request_hash  bytea NOT NULL,
     status_code   integer,
-    response      jsonb,
+    response_body bytea,
+    content_type  text,
     created_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (user_id, key)
 );

@@ -1,0 +1,74 @@
+"""Every failure as a clear HTTP answer: 404, 409 with the reason, 422 per field, 503, never a 500 for bad input."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+log = logging.getLogger("accord.api")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, detail: Any) -> None:
+        super().__init__(str(detail))
+        self.status, self.detail = status, detail
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, f"{what} not found")
+
+
+def conflict(reason: str) -> ApiError:
+    return ApiError(409, reason)
+
+
+def field_error(location: list[str | int], message: str) -> ApiError:
+    """A 422 shaped like FastAPI's own validation errors, so clients parse one format."""
+    return ApiError(422, [{"loc": location, "msg": message, "type": "value_error"}])
+
+
+_STATUS_BY_KIND = {"Refused": 409, "NotFound": 404, "Invalid": 422}
+
+
+def from_update_failure(error: WorkflowUpdateFailedError) -> ApiError:
+    cause = error.cause
+    if isinstance(cause, ApplicationError) and cause.type in _STATUS_BY_KIND:
+        status = _STATUS_BY_KIND[cause.type]
+        detail: Any = cause.message if status != 422 else [{"loc": ["body"], "msg": cause.message, "type": "value_error"}]
+        return ApiError(status, detail)
+    log.error("update failed: %r (cause %r)", error, cause)
+    return ApiError(503, "the action could not be recorded right now; nothing was changed, try again")
+
+
+def is_closed_workflow(error: RPCError) -> bool:
+    return error.status == RPCStatusCode.NOT_FOUND or "already completed" in str(error).lower()
+
+
+async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    # Never echo the raw input back: it may be huge or hold NUL bytes.
+    errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+
+async def _rpc_error(request: Request, exc: RPCError) -> JSONResponse:
+    log.error("Temporal unavailable: %s", exc)
+    return JSONResponse({"detail": "the workflow service is unavailable; nothing was changed, try again"},
+                        status_code=503)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RPCError, _rpc_error)  # type: ignore[arg-type]

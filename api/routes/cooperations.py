@@ -1,0 +1,252 @@
+"""Cooperations: create, list, read, and every lifecycle action up to projects and termination."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from temporalio.client import WorkflowUpdateFailedError
+
+from api.errors import ApiError, field_error, from_update_failure, not_found
+from api.schemas import (
+    AgreementEdit,
+    AgreementIn,
+    AgreementView,
+    AuditEventView,
+    CooperationDetail,
+    CooperationIn,
+    CooperationSummary,
+    NegotiationEventIn,
+    Page,
+    PartyIn,
+    ProjectIn,
+    RejectionIn,
+    ReviewDecisionIn,
+    SignatureIn,
+    TerminationIn,
+)
+from api.services import ActorDep, RequestIdDep, Services, ServicesDep, new_id, office_today
+from api.writes import cooperation_action
+from db import queries
+from domain.cooperation import (
+    CooperationState,
+    CreateCooperation,
+    CreateProject,
+    DecideReviewStep,
+    DraftAgreement,
+    EditAgreement,
+    NegotiationEvent,
+    PartyInput,
+    RecordNegotiation,
+    SignAgreement,
+    Stage,
+    SubmitAgreement,
+    TerminateCooperation,
+)
+from domain.project import MilestoneSpec
+from domain.templates import DEFAULT_MILESTONES, DEFAULT_REVIEW_CHAIN
+from domain.types import Identifier, Name
+from runtime.lifecycle import create_cooperation
+
+router = APIRouter(prefix="/cooperations", tags=["cooperations"])
+
+
+# ---------------------------------------------------------------- create and read
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=CooperationState)
+async def create(body: CooperationIn, services: ServicesDep, actor: ActorDep,
+                 request_id: RequestIdDep) -> CooperationState:
+    """Open a cooperation with a partner company; it starts in `negotiating`."""
+    async with services.pool.acquire() as conn:
+        orgs = await queries.organizations(conn, [body.lead_organization_id, body.partner_organization_id])
+    for field in ("lead_organization_id", "partner_organization_id"):
+        if getattr(body, field) not in orgs:
+            raise field_error(["body", field], "no organization has this id")
+    lead, partner = orgs[body.lead_organization_id], orgs[body.partner_organization_id]
+    if partner["kind"] != "company":
+        raise field_error(["body", "partner_organization_id"], "the partner must be a company")
+    if lead["kind"] == "company":
+        raise field_error(["body", "lead_organization_id"], "the lead party must be a government body")
+    command = CreateCooperation(
+        **body.model_dump(), lead_organization_name=lead["name"], partner_organization_name=partner["name"]
+    )
+    try:
+        return await create_cooperation(services.client, services.task_queue, new_id(request_id, "cooperation"),
+                                        command, actor, request_id)
+    except WorkflowUpdateFailedError as error:
+        raise from_update_failure(error) from None
+
+
+@router.get("", response_model=Page[CooperationSummary])
+async def list_cooperations(
+    services: ServicesDep,
+    actor: ActorDep,
+    stage: Stage | None = None,
+    partner_organization_id: Identifier | None = None,
+    liaison_officer: Name | None = None,
+    overdue: Annotated[bool | None, Query(description="Only those with (true) or without (false) overdue milestones")] = None,
+    q: Annotated[Name | None, Query(description="Text search in title, parties, areas, officer (Chinese or English)")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> dict:
+    filters = queries.CooperationFilter(stage.value if stage else None, partner_organization_id, liaison_officer,
+                                        overdue, q)
+    try:
+        async with services.pool.acquire() as conn:
+            rows, next_cursor = await queries.list_cooperations(conn, filters, office_today(), limit, cursor)
+    except queries.BadCursor as error:
+        raise field_error(["query", "cursor"], str(error)) from None
+    return {"items": [dict(r) for r in rows], "next_cursor": next_cursor}
+
+
+@router.get("/{cooperation_id}", response_model=CooperationDetail)
+async def get_cooperation(cooperation_id: Identifier, services: ServicesDep, actor: ActorDep) -> dict:
+    """Everything about one cooperation: negotiation record, agreements with review and signatures, projects."""
+    today = office_today()
+    async with services.pool.acquire() as conn:
+        row = await queries.cooperation(conn, cooperation_id, today)
+        if row is None:
+            raise not_found(f"cooperation {cooperation_id}")
+        negotiation = await queries.negotiation_events(conn, cooperation_id)
+        agreements = await queries.agreements(conn, cooperation_id)
+        projects = await queries.projects(conn, today, cooperation_id=cooperation_id)
+    return {**dict(row), "negotiation": [dict(e) for e in negotiation], "agreements": agreements,
+            "projects": projects}
+
+
+@router.get("/{cooperation_id}/agreements/{agreement_id}", response_model=AgreementView)
+async def get_agreement(cooperation_id: Identifier, agreement_id: Identifier, services: ServicesDep,
+                        actor: ActorDep) -> dict:
+    async with services.pool.acquire() as conn:
+        view = await queries.agreement(conn, agreement_id)
+    if view is None or view["cooperation_id"] != cooperation_id:
+        raise not_found(f"agreement {agreement_id}")
+    return view
+
+
+@router.get("/{cooperation_id}/audit", response_model=list[AuditEventView])
+async def cooperation_audit(cooperation_id: Identifier, services: ServicesDep, actor: ActorDep) -> list[dict]:
+    """The audit events of a cooperation and its projects, oldest first."""
+    async with services.pool.acquire() as conn:
+        if await queries.cooperation_stage(conn, cooperation_id) is None:
+            raise not_found(f"cooperation {cooperation_id}")
+        return [dict(r) for r in await queries.audit_events(conn, cooperation_id=cooperation_id)]
+
+
+# ---------------------------------------------------------------- negotiation and agreements
+
+
+@router.post("/{cooperation_id}/negotiation-events", response_model=CooperationState)
+async def record_negotiation(cooperation_id: Identifier, body: NegotiationEventIn, services: ServicesDep,
+                             actor: ActorDep, request_id: RequestIdDep) -> CooperationState:
+    """Record a meeting, inspection visit, forum, draft version or note."""
+    event = NegotiationEvent(event_id=new_id(request_id, "negotiation"), **body.model_dump())
+    return await cooperation_action(services, cooperation_id, actor, RecordNegotiation(event=event), request_id)
+
+
+async def _parties(services: Services, parties: list[PartyIn]) -> list[PartyInput]:
+    """Resolve party organizations; the agreement keeps their names as signed."""
+    async with services.pool.acquire() as conn:
+        orgs = await queries.organizations(conn, [p.organization_id for p in parties])
+    for i, party in enumerate(parties):
+        if party.organization_id not in orgs:
+            raise field_error(["body", "parties", i, "organization_id"], "no organization has this id")
+    return [PartyInput(organization_name=orgs[p.organization_id]["name"], **p.model_dump()) for p in parties]
+
+
+@router.post("/{cooperation_id}/agreements", response_model=CooperationState)
+async def draft_agreement(cooperation_id: Identifier, body: AgreementIn, services: ServicesDep, actor: ActorDep,
+                          request_id: RequestIdDep) -> CooperationState:
+    """Draft a framework or project investment agreement with its parties, signatories and review chain."""
+    command = DraftAgreement(
+        agreement_id=new_id(request_id, "agreement"),
+        agreement_kind=body.kind,
+        title=body.title,
+        parties=await _parties(services, body.parties),
+        review_steps=body.review_steps if body.review_steps is not None else list(DEFAULT_REVIEW_CHAIN),
+    )
+    return await cooperation_action(services, cooperation_id, actor, command, request_id)
+
+
+@router.patch("/{cooperation_id}/agreements/{agreement_id}", response_model=CooperationState)
+async def edit_agreement(cooperation_id: Identifier, agreement_id: Identifier, body: AgreementEdit,
+                         services: ServicesDep, actor: ActorDep, request_id: RequestIdDep) -> CooperationState:
+    """Edit a draft (also after a rejection returned it to draft)."""
+    parties = await _parties(services, body.parties) if body.parties is not None else None
+    command = EditAgreement(agreement_id=agreement_id, title=body.title, parties=parties,
+                            review_steps=body.review_steps)
+    return await cooperation_action(services, cooperation_id, actor, command, request_id)
+
+
+@router.post("/{cooperation_id}/agreements/{agreement_id}/submit", response_model=CooperationState)
+async def submit_agreement(cooperation_id: Identifier, agreement_id: Identifier, services: ServicesDep,
+                           actor: ActorDep, request_id: RequestIdDep) -> CooperationState:
+    """Send a draft into its review chain."""
+    return await cooperation_action(services, cooperation_id, actor, SubmitAgreement(agreement_id=agreement_id),
+                                    request_id)
+
+
+@router.post("/{cooperation_id}/agreements/{agreement_id}/review-steps/{step}/approve",
+             response_model=CooperationState)
+async def approve_step(cooperation_id: Identifier, agreement_id: Identifier, step: Name,
+                       services: ServicesDep, actor: ActorDep, request_id: RequestIdDep,
+                       body: ReviewDecisionIn | None = None) -> CooperationState:
+    """Approve the current review step; after the last one the agreement is ready to sign."""
+    command = DecideReviewStep(agreement_id=agreement_id, step=step, decision="approve",
+                               comment=body.comment if body else None)
+    return await cooperation_action(services, cooperation_id, actor, command, request_id)
+
+
+@router.post("/{cooperation_id}/agreements/{agreement_id}/review-steps/{step}/reject",
+             response_model=CooperationState)
+async def reject_step(cooperation_id: Identifier, agreement_id: Identifier, step: Name, body: RejectionIn,
+                      services: ServicesDep, actor: ActorDep, request_id: RequestIdDep) -> CooperationState:
+    """Reject the current review step with a comment; the agreement returns to draft."""
+    command = DecideReviewStep(agreement_id=agreement_id, step=step, decision="reject", comment=body.comment)
+    return await cooperation_action(services, cooperation_id, actor, command, request_id)
+
+
+@router.post("/{cooperation_id}/agreements/{agreement_id}/signatures", response_model=CooperationState)
+async def sign_agreement(cooperation_id: Identifier, agreement_id: Identifier, body: SignatureIn,
+                         services: ServicesDep, actor: ActorDep, request_id: RequestIdDep) -> CooperationState:
+    """Record one party's signature; when every party has signed, the agreement is signed."""
+    command = SignAgreement(agreement_id=agreement_id, **body.model_dump())
+    return await cooperation_action(services, cooperation_id, actor, command, request_id)
+
+
+# ---------------------------------------------------------------- projects and termination
+
+
+@router.post("/{cooperation_id}/projects", status_code=status.HTTP_201_CREATED, response_model=CooperationState)
+async def create_project(cooperation_id: Identifier, body: ProjectIn, services: ServicesDep, actor: ActorDep,
+                         request_id: RequestIdDep) -> CooperationState:
+    """Create a project under a signed project investment agreement, with its milestones."""
+    project_id = new_id(request_id, "project")
+    if body.milestones is not None:
+        milestones = [MilestoneSpec(milestone_id=f"m{i + 1}", **m.model_dump()) for i, m in enumerate(body.milestones)]
+    else:
+        milestones = await _template_milestones(services, cooperation_id, body.agreement_id)
+    command = CreateProject(project_id=project_id, milestones=milestones,
+                            **body.model_dump(exclude={"milestones"}))
+    return await cooperation_action(services, cooperation_id, actor, command, request_id)
+
+
+async def _template_milestones(services: Services, cooperation_id: str, agreement_id: str) -> list[MilestoneSpec]:
+    """The default template, dated from the agreement's signing (or today if it is not signed yet)."""
+    async with services.pool.acquire() as conn:
+        agreement = await queries.agreement(conn, agreement_id)
+    if agreement is None or agreement["cooperation_id"] != cooperation_id:
+        raise ApiError(404, f"agreement {agreement_id} not found in this cooperation")
+    start = agreement["signed_on"] or office_today()
+    return [MilestoneSpec(milestone_id=key, name=name, due_date=start + timedelta(days=days))
+            for key, name, days in DEFAULT_MILESTONES]
+
+
+@router.post("/{cooperation_id}/terminate", response_model=CooperationState)
+async def terminate(cooperation_id: Identifier, body: TerminationIn, services: ServicesDep, actor: ActorDep,
+                    request_id: RequestIdDep) -> CooperationState:
+    """End the cooperation at any stage, with a reason; its open projects are cancelled."""
+    return await cooperation_action(services, cooperation_id, actor, TerminateCooperation(reason=body.reason),
+                                    request_id)

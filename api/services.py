@@ -1,0 +1,70 @@
+"""What request handlers need: the pool, the Temporal client, settings, the actor, the request id."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from temporalio.client import Client
+
+from db.users import user_for_token
+from domain.audit import OFFICE_TZ, Actor
+
+
+@dataclass
+class Services:
+    pool: asyncpg.Pool
+    client: Client
+    task_queue: str
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+_bearer = HTTPBearer(auto_error=False, description="An API token from `accord user create`.")
+
+
+async def get_actor(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    services: Annotated[Services, Depends(get_services)],
+) -> Actor:
+    """Every request acts for an authenticated user; 401 otherwise."""
+    user = None
+    if credentials is not None and credentials.scheme.lower() == "bearer":
+        async with services.pool.acquire() as conn:
+            user = await user_for_token(conn, credentials.credentials)
+    if user is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="a valid API token is required (Authorization: Bearer <token>)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    actor = Actor(user_id=user.id, name=user.display_name, role=user.role, auth_method="api_token")
+    request.state.actor = actor
+    return actor
+
+
+def request_id(request: Request) -> str:
+    """Set by the idempotency middleware: derived from Idempotency-Key, or fresh per request."""
+    return getattr(request.state, "request_id", None) or uuid.uuid4().hex
+
+
+def new_id(request_id: str, purpose: str) -> str:
+    """An id for a new record, stable for a given request: a retried POST names the same record."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"accord:{request_id}:{purpose}").hex
+
+
+def office_today() -> date:
+    return datetime.now(OFFICE_TZ).date()
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+ActorDep = Annotated[Actor, Depends(get_actor)]
+RequestIdDep = Annotated[str, Depends(request_id)]

@@ -1,0 +1,234 @@
+"""Reads of the read model for the API: lists with filters and keyset pagination, detail views."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+
+# A milestone is overdue when it is open, past due, and its project is still running.
+_OVERDUE = """
+    SELECT 1 FROM milestones m JOIN projects p ON p.id = m.project_id
+    WHERE m.cooperation_id = c.id AND m.status = 'open' AND m.due_date < $1
+      AND p.status IN ('planned', 'active')
+"""
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def encode_cursor(created_at: datetime, row_id: str) -> str:
+    raw = json.dumps([created_at.isoformat(), row_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, row_id = json.loads(raw)
+        return datetime.fromisoformat(created_at), str(row_id)
+    except (ValueError, TypeError) as error:
+        raise BadCursor("cursor is not one this API returned") from error
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, with LIKE's wildcards taken literally."""
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+# ---------------------------------------------------------------- organizations
+
+
+async def insert_organization(conn: asyncpg.Connection, org_id: str, name: str, kind: str, region: str | None,
+                              created_by: str) -> asyncpg.Record | None:
+    """Insert, or None when an organization of that name exists already."""
+    return await conn.fetchrow(
+        """
+        INSERT INTO organizations (id, name, kind, region, created_by) VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT DO NOTHING
+        RETURNING *
+        """,
+        org_id, name, kind, region, created_by,
+    )
+
+
+async def organization_by_name(conn: asyncpg.Connection, name: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM organizations WHERE lower(name) = lower($1)", name)
+
+
+async def organization(conn: asyncpg.Connection, org_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM organizations WHERE id = $1", org_id)
+
+
+async def organizations(conn: asyncpg.Connection, ids: list[str]) -> dict[str, asyncpg.Record]:
+    rows = await conn.fetch("SELECT * FROM organizations WHERE id = ANY($1::text[])", ids)
+    return {r["id"]: r for r in rows}
+
+
+async def list_organizations(conn: asyncpg.Connection, kind: str | None, q: str | None) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """
+        SELECT * FROM organizations
+        WHERE ($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR lower(name) LIKE $2)
+        ORDER BY name LIMIT 500
+        """,
+        kind, like_pattern(q) if q else None,
+    )
+
+
+async def insert_person(conn: asyncpg.Connection, person_id: str, org_id: str, name: str,
+                        title: str) -> asyncpg.Record:
+    return await conn.fetchrow(
+        "INSERT INTO people (id, organization_id, name, title) VALUES ($1, $2, $3, $4) RETURNING *",
+        person_id, org_id, name, title,
+    )
+
+
+async def list_people(conn: asyncpg.Connection, org_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT * FROM people WHERE organization_id = $1 ORDER BY name", org_id)
+
+
+# ---------------------------------------------------------------- cooperations
+
+
+@dataclass
+class CooperationFilter:
+    stage: str | None = None
+    partner_organization_id: str | None = None
+    liaison_officer: str | None = None
+    overdue: bool | None = None
+    q: str | None = None
+
+
+async def list_cooperations(conn: asyncpg.Connection, f: CooperationFilter, today: date, limit: int,
+                            cursor: str | None) -> tuple[list[asyncpg.Record], str | None]:
+    after = decode_cursor(cursor) if cursor else None
+    rows = await conn.fetch(
+        f"""
+        SELECT c.*, (SELECT count(*) FROM ({_OVERDUE}) o) AS overdue_milestones
+        FROM cooperations c
+        WHERE ($2::text IS NULL OR c.stage = $2)
+          AND ($3::text IS NULL OR c.partner_organization_id = $3)
+          AND ($4::text IS NULL OR c.liaison_officer = $4)
+          AND ($5::text IS NULL OR c.search_text LIKE $5)
+          AND ($6::boolean IS NULL OR EXISTS ({_OVERDUE}) = $6)
+          AND ($7::timestamptz IS NULL OR (c.created_at, c.id) < ($7, $8))
+        ORDER BY c.created_at DESC, c.id DESC
+        LIMIT $9
+        """,
+        today, f.stage, f.partner_organization_id, f.liaison_officer, like_pattern(f.q) if f.q else None,
+        f.overdue, after[0] if after else None, after[1] if after else None, limit + 1,
+    )
+    next_cursor = encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+async def cooperation(conn: asyncpg.Connection, cooperation_id: str, today: date) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT c.*, (SELECT count(*) FROM ({_OVERDUE}) o) AS overdue_milestones FROM cooperations c WHERE c.id = $2",
+        today, cooperation_id,
+    )
+
+
+async def cooperation_stage(conn: asyncpg.Connection, cooperation_id: str) -> tuple[str, str | None] | None:
+    row = await conn.fetchrow("SELECT stage, termination_reason FROM cooperations WHERE id = $1", cooperation_id)
+    return (row["stage"], row["termination_reason"]) if row else None
+
+
+async def negotiation_events(conn: asyncpg.Connection, cooperation_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT * FROM negotiation_events WHERE cooperation_id = $1 ORDER BY occurred_on, id", cooperation_id
+    )
+
+
+async def agreements(conn: asyncpg.Connection, cooperation_id: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch("SELECT * FROM agreements WHERE cooperation_id = $1 ORDER BY id", cooperation_id)
+    signatures = await conn.fetch(
+        """
+        SELECT s.* FROM signatures s JOIN agreements a ON a.id = s.agreement_id
+        WHERE a.cooperation_id = $1 ORDER BY s.signed_on, s.organization_id
+        """,
+        cooperation_id,
+    )
+    return [_agreement_view(r, [s for s in signatures if s["agreement_id"] == r["id"]]) for r in rows]
+
+
+async def agreement(conn: asyncpg.Connection, agreement_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow("SELECT * FROM agreements WHERE id = $1", agreement_id)
+    if row is None:
+        return None
+    signatures = await conn.fetch("SELECT * FROM signatures WHERE agreement_id = $1 ORDER BY signed_on", agreement_id)
+    return _agreement_view(row, signatures)
+
+
+def _agreement_view(row: asyncpg.Record, signatures: list[asyncpg.Record]) -> dict[str, Any]:
+    signed = {s["organization_id"] for s in signatures}
+    view = dict(row)
+    view["signatures"] = [dict(s) for s in signatures]
+    view["unsigned_parties"] = [p["organization_name"] for p in row["parties"] if p["organization_id"] not in signed]
+    return view
+
+
+# ---------------------------------------------------------------- projects
+
+
+async def projects(conn: asyncpg.Connection, today: date, *, cooperation_id: str | None = None,
+                   project_id: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """
+        SELECT * FROM projects
+        WHERE ($1::text IS NULL OR cooperation_id = $1) AND ($2::text IS NULL OR id = $2)
+          AND ($3::text IS NULL OR status = $3)
+        ORDER BY created_at, id LIMIT 1000
+        """,
+        cooperation_id, project_id, status,
+    )
+    ids = [r["id"] for r in rows]
+    milestones = await conn.fetch(
+        "SELECT * FROM milestones WHERE project_id = ANY($1::text[]) ORDER BY project_id, position", ids
+    )
+    investments = await conn.fetch(
+        "SELECT * FROM investments WHERE project_id = ANY($1::text[]) ORDER BY project_id, received_on, id", ids
+    )
+    views = []
+    for r in rows:
+        running = r["status"] in ("planned", "active")
+        view = dict(r)
+        view["milestones"] = [
+            {**dict(m), "overdue_days": (today - m["due_date"]).days
+             if running and m["status"] == "open" and m["due_date"] < today else 0}
+            for m in milestones if m["project_id"] == r["id"]
+        ]
+        view["investments"] = [dict(i) for i in investments if i["project_id"] == r["id"]]
+        views.append(view)
+    return views
+
+
+async def project_exists(conn: asyncpg.Connection, project_id: str) -> bool:
+    return bool(await conn.fetchval("SELECT true FROM projects WHERE id = $1", project_id))
+
+
+async def project_status(conn: asyncpg.Connection, project_id: str) -> tuple[str, str | None] | None:
+    row = await conn.fetchrow("SELECT status, status_reason FROM projects WHERE id = $1", project_id)
+    return (row["status"], row["status_reason"]) if row else None
+
+
+# ---------------------------------------------------------------- audit
+
+
+async def audit_events(conn: asyncpg.Connection, *, cooperation_id: str | None = None,
+                       project_id: str | None = None, limit: int = 500) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """
+        SELECT * FROM audit_events
+        WHERE ($1::text IS NULL OR cooperation_id = $1) AND ($2::text IS NULL OR project_id = $2)
+        ORDER BY id LIMIT $3
+        """,
+        cooperation_id, project_id, limit,
+    )

@@ -1,0 +1,266 @@
+"""`accord`: one command for every process and chore.
+
+    accord dev           everything in one process on embedded defaults (what `make run` runs)
+    accord worker        a Temporal worker (any number, against ACCORD_TEMPORAL_ADDRESS)
+    accord api           the HTTP API (any number, against ACCORD_DATABASE_URL)
+    accord migrate       apply pending SQL migrations
+    accord user create   create a user and print an API token
+    accord demo          drive the Mianyang / Boao Zhongheng case through a running API
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from runtime.settings import Settings, get_settings
+
+log = logging.getLogger("accord")
+
+
+# ---------------------------------------------------------------- dev: everything in one process
+
+
+def cmd_dev(args: argparse.Namespace) -> None:
+    from runtime.embedded import TemporalDevServer, start_embedded_postgres
+
+    settings = get_settings()
+    data = settings.data_dir.resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    database_url = settings.database_url
+    if database_url is None:
+        print(f"Starting PostgreSQL (data in {settings.embedded_database_dir}) ...", flush=True)
+        database_url = start_embedded_postgres(settings.embedded_database_dir, "accord").url
+    temporal: TemporalDevServer | None = None
+    address = settings.temporal_address
+    if address is None:
+        print(f"Starting the Temporal dev server (history in {settings.temporal_db_file}) ...", flush=True)
+        temporal = TemporalDevServer(settings.temporal_db_file, settings.temporal_port, settings.temporal_ui_port,
+                                     data / "temporal.log")
+        temporal.start()
+        address = temporal.address
+    try:
+        asyncio.run(_serve_everything(settings, database_url, address, show_temporal_ui=temporal is not None))
+    finally:
+        if temporal is not None:
+            print("Stopping the Temporal dev server ...", flush=True)
+            temporal.stop()
+        print("Stopped. Data kept in", data, flush=True)  # PostgreSQL stops when this process exits
+
+
+class _Server:
+    """uvicorn without its own signal handling: `accord dev` stops API, worker and servers in order."""
+
+    def __init__(self, app: object, host: str, port: int) -> None:
+        import uvicorn
+
+        class Quiet(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield
+
+        self.server = Quiet(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+
+    async def serve(self) -> None:
+        await self.server.serve()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+
+
+async def _serve_everything(settings: Settings, database_url: str, address: str, show_temporal_ui: bool) -> None:
+    from api.app import create_app
+    from api.services import Services
+    from db.migrate import migrate
+    from db.pool import create_pool
+    from runtime.temporal import build_worker, connect
+
+    pool = await create_pool(database_url, max_size=settings.database_pool_size)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+            token = await _ensure_admin(conn, settings.admin_token_file)
+        client = await connect(address, settings.temporal_namespace)
+        worker = build_worker(client, pool, settings.task_queue)
+        server = _Server(create_app(Services(pool, client, settings.task_queue)), settings.api_host,
+                         settings.api_port)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, server.stop)
+        async with worker:
+            _print_banner(settings, database_url, address, token, show_temporal_ui)
+            await server.serve()
+            print("\nShutting down: API stopped, draining the worker ...", flush=True)
+    finally:
+        await pool.close()
+
+
+async def _ensure_admin(conn: object, token_file: Path) -> str | None:
+    """On first start create `admin` and its token; the token is printed and kept in the data dir."""
+    from db.users import create_user, find_user, issue_token
+
+    if await find_user(conn, "admin") is not None:  # type: ignore[arg-type]
+        return None
+    user = await create_user(conn, "admin", "Administrator", "admin")  # type: ignore[arg-type]
+    token = await issue_token(conn, user.id, "created by accord dev")  # type: ignore[arg-type]
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
+    return token
+
+
+def _print_banner(settings: Settings, database_url: str, address: str, token: str | None, ui: bool) -> None:
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    lines = [
+        "",
+        "Accord is running.",
+        f"  API           {base}/api/v1   (docs: {base}/docs)",
+        f"  Temporal UI   http://127.0.0.1:{settings.temporal_ui_port}" if ui else f"  Temporal      {address}",
+        f"  PostgreSQL    {database_url}",
+    ]
+    if token:
+        lines += [f"  Admin token   {token}", f"                (first start: saved to {settings.admin_token_file})"]
+    else:
+        lines.append(f"  Admin token   in {settings.admin_token_file} (created on first start)")
+    lines += [
+        "",
+        "Try:   make demo        (or: .venv/bin/accord demo)",
+        f"Scale: ACCORD_DATABASE_URL='{database_url}' ACCORD_TEMPORAL_ADDRESS={address} .venv/bin/accord worker",
+        "Stop:  Ctrl-C (data is kept for the next `make run`)",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+# ---------------------------------------------------------------- separate processes
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    async def main() -> None:
+        from runtime.connections import open_services
+        from runtime.temporal import build_worker
+
+        async with open_services() as services:
+            worker = build_worker(services.client, services.pool, services.task_queue)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            async with worker:
+                print(f"worker polling task queue {services.task_queue!r}; Ctrl-C or SIGTERM to stop", flush=True)
+                await stop.wait()  # leaving the block drains in-flight tasks
+
+    asyncio.run(main())
+
+
+def cmd_api(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from api.app import create_app
+    from runtime.connections import require
+
+    settings = get_settings()
+    require(settings)
+    uvicorn.run(create_app(), host=args.host or settings.api_host, port=args.port or settings.api_port)
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    async def main() -> None:
+        import asyncpg
+
+        from db.migrate import migrate
+        from runtime.connections import require
+
+        database_url = args.database_url or require(get_settings())[0]
+        conn = await asyncpg.connect(database_url)
+        try:
+            applied = await migrate(conn)
+        finally:
+            await conn.close()
+        print("applied: " + ", ".join(applied) if applied else "nothing to apply: the schema is current")
+
+    asyncio.run(main())
+
+
+def cmd_user_create(args: argparse.Namespace) -> None:
+    async def main() -> None:
+        import asyncpg
+
+        from db.users import create_user, find_user, issue_token
+        from runtime.connections import require
+
+        database_url = args.database_url or require(get_settings())[0]
+        conn = await asyncpg.connect(database_url)
+        try:
+            async with conn.transaction():
+                if await find_user(conn, args.username) is not None:
+                    raise SystemExit(f"user {args.username!r} exists already")
+                user = await create_user(conn, args.username, args.name or args.username, args.role)
+                token = await issue_token(conn, user.id, "created by accord user create")
+        finally:
+            await conn.close()
+        print(f"created user {user.username} ({user.role}); API token (shown once):\n{token}")
+
+    asyncio.run(main())
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from runtime.demo import run_demo
+
+    settings = get_settings()
+    token = args.token or os.environ.get("ACCORD_TOKEN")
+    if not token and settings.admin_token_file.exists():
+        token = settings.admin_token_file.read_text().strip()
+    if not token:
+        raise SystemExit("no token: pass --token, set ACCORD_TOKEN, or run `make run` first (it saves the admin token)")
+    url = args.url or f"http://{settings.api_host}:{settings.api_port}"
+    run_demo(url, token)
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="accord", description="Accord: cooperation agreements and projects.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("dev", help="start everything on embedded defaults").set_defaults(func=cmd_dev)
+    sub.add_parser("worker", help="run a Temporal worker").set_defaults(func=cmd_worker)
+    api = sub.add_parser("api", help="run the HTTP API")
+    api.add_argument("--host")
+    api.add_argument("--port", type=int)
+    api.set_defaults(func=cmd_api)
+    migrate = sub.add_parser("migrate", help="apply pending migrations")
+    migrate.add_argument("--database-url")
+    migrate.set_defaults(func=cmd_migrate)
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="user_command", required=True)
+    create = user.add_parser("create", help="create a user and print an API token")
+    create.add_argument("username")
+    create.add_argument("--name", help="display name (default: the username)")
+    create.add_argument("--role", default="liaison_officer",
+                        choices=["liaison_officer", "reviewer", "leader", "auditor", "admin"])
+    create.add_argument("--database-url")
+    create.set_defaults(func=cmd_user_create)
+    demo = sub.add_parser("demo", help="drive the seed case through the API")
+    demo.add_argument("--url", help="API base URL (default http://127.0.0.1:8000)")
+    demo.add_argument("--token", help="API token (default: ACCORD_TOKEN or the admin token of `make run`)")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""`accord demo`: the real case from shared/seed, driven through the public API.
+
+Mianyang Municipal Government courts Boao Zhongheng Network Technology Co., Ltd.
+(Guangzhou): a forum at the Fifth Sci-Tech Expo, an inspection visit in Guangzhou on
+1 December 2017 led by mayor Liu Chao, the strategic cooperation framework agreement
+signed by vice mayor Sun Fuquan and CPO Chen Dong, and the project investment
+agreement signed by the high-tech park management committee, for a southwestern
+regional headquarters and the Research Institute of Intellectual Property of
+Sci-Tech City (Mianyang).
+
+The source gives no amounts, no forum date and no names for the investment
+agreement's signatories: those values below are marked as illustrative.
+
+Every request carries a fixed Idempotency-Key, so a second run changes nothing and
+prints the same result.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+KEY = "demo-seed-v1"
+SIGNED_ON = "2017-12-01"
+ILLUSTRATIVE = "illustrative value: not given in the source"
+
+
+class DemoError(SystemExit):
+    pass
+
+
+class Api:
+    def __init__(self, base_url: str, token: str) -> None:
+        self._http = httpx.Client(base_url=base_url.rstrip("/") + "/api/v1", timeout=60,
+                                  headers={"Authorization": f"Bearer {token}"})
+
+    def post(self, step: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        response = self._http.post(path, json=body, headers={"Idempotency-Key": f"{KEY}:{step}"})
+        if response.status_code >= 400:
+            raise DemoError(f"{step}: {response.status_code} {response.text}")
+        return response.json()
+
+    def get(self, path: str, **params: Any) -> Any:
+        response = self._http.get(path, params=params)
+        if response.status_code >= 400:
+            raise DemoError(f"GET {path}: {response.status_code} {response.text}")
+        return response.json()
+
+
+def run_demo(base_url: str, token: str) -> None:
+    try:
+        api = Api(base_url, token)
+        api.get("/me")
+    except httpx.ConnectError:
+        raise DemoError(f"cannot reach {base_url}: start the system with `make run` first") from None
+    cooperation_id = drive(api)
+    print_state(api, cooperation_id)
+
+
+def drive(api: Api) -> str:
+    city = api.post("org-city", "/organizations", {
+        "name": "绵阳市人民政府 Mianyang Municipal Government", "kind": "government", "region": "Mianyang, Sichuan"})
+    park = api.post("org-park", "/organizations", {
+        "name": "绵阳高新区管委会 Management Committee of Mianyang High-tech Zone", "kind": "park_committee",
+        "region": "Mianyang, Sichuan"})
+    company = api.post("org-company", "/organizations", {
+        "name": "博奥中恒网络科技有限公司 Boao Zhongheng Network Technology Co., Ltd.", "kind": "company",
+        "region": "Guangzhou, Guangdong"})
+    for step, org, name, title in [
+        ("p-liu", city, "Liu Chao", "Deputy Secretary of the Municipal Party Committee, Mayor"),
+        ("p-sun", city, "Sun Fuquan", "Vice Mayor"),
+        ("p-han", city, "Han Shengjian", "Vice Mayor"),
+        ("p-tan", city, "Tan Gang", "Secretary-General of the Municipal Government"),
+        ("p-xie", company, "Xie Xuhui", "Chairman"),
+        ("p-chen", company, "Chen Dong", "CPO"),
+    ]:
+        api.post(step, f"/organizations/{org['id']}/people", {"name": name, "title": title})
+
+    coop = api.post("cooperation", "/cooperations", {
+        "title": "与博奥中恒战略合作 Strategic cooperation with Boao Zhongheng",
+        "lead_organization_id": city["id"],
+        "partner_organization_id": company["id"],
+        "areas": ["Sci-Tech Expo 科博会", "Intellectual-property services 知识产权服务",
+                  "Technology platform 科技平台", "High-end talent 高端人才"],
+        "liaison_officer": "Investment promotion liaison (demo) 招商联络员",
+        "department": "Mianyang Investment Promotion Bureau (demo) 绵阳市投资促进局",
+        "started_on": "2017-09-01",
+        "target_signing_date": SIGNED_ON,
+        "description": "From negotiation to signing within three months (Xie Xuhui). Hoped for later: a Big Data "
+                       "Center, and the headquarters and settlement center of Intellectual Property and Business "
+                       "Finance.",
+    })
+    cid = coop["cooperation_id"]
+    api.post("forum", f"/cooperations/{cid}/negotiation-events", {
+        "kind": "forum", "occurred_on": "2017-09-08", "place": "Mianyang, Fifth Sci-Tech Expo",
+        "participants": ["Boao Zhongheng Network Technology Co., Ltd."],
+        "summary": "Military-Civilian Integration Intellectual Property and Finance Summit Forum of China 2017, hosted "
+                   "by Boao Zhongheng: the first professional forum of any Sci-Tech Expo held by a private "
+                   f"enterprise through market-oriented means. (Exact day: {ILLUSTRATIVE}.)",
+    })
+    api.post("inspection", f"/cooperations/{cid}/negotiation-events", {
+        "kind": "inspection_visit", "occurred_on": SIGNED_ON, "place": "Guangzhou, Boao Zhongheng",
+        "participants": ["Liu Chao", "Han Shengjian", "Tan Gang", "Xie Xuhui"],
+        "summary": "Mayor Liu Chao led the team: history, operation pattern and strategy of the company; demonstration "
+                   "of the IP resource-sharing enterprise service platform; discussion with chairman Xie Xuhui. "
+                   "Mianyang hopes for the Big Data Center and the IP and business finance headquarters and "
+                   "settlement center.",
+    })
+
+    framework = sign_through(api, cid, "framework", {
+        "kind": "framework",
+        "title": "战略合作框架协议 Strategic Cooperation Framework Agreement",
+        "parties": [
+            {"organization_id": city["id"], "signatory_name": "Sun Fuquan", "signatory_title": "Vice Mayor"},
+            {"organization_id": company["id"], "signatory_name": "Chen Dong", "signatory_title": "CPO"},
+        ],
+    })
+    investment = sign_through(api, cid, "investment", {
+        "kind": "investment",
+        "title": "项目投资协议 Project Investment Agreement",
+        "parties": [
+            {"organization_id": park["id"], "signatory_name": f"Authorized representative ({ILLUSTRATIVE})",
+             "signatory_title": "Management Committee of Mianyang High-tech Zone"},
+            {"organization_id": company["id"], "signatory_name": f"Authorized representative ({ILLUSTRATIVE})",
+             "signatory_title": "Boao Zhongheng Network Technology Co., Ltd."},
+        ],
+    })
+    del framework
+    state = api.post("project-hq", f"/cooperations/{cid}/projects", {
+        "agreement_id": investment, "title": "博奥中恒西南区域总部 Boao Zhongheng Southwestern Regional Headquarters",
+        "site": "Mianyang High-tech Zone 绵阳高新区", "committed_investment": "50000000.00",
+        "responsible_department": "Management Committee of Mianyang High-tech Zone",
+        "responsible_officer": "Project officer (demo)",
+    })
+    api.post("project-institute", f"/cooperations/{cid}/projects", {
+        "agreement_id": investment,
+        "title": "中国科技城（绵阳）知识产权研究院 Research Institute of Intellectual Property of Sci-Tech City (Mianyang)",
+        "site": "Mianyang High-tech Zone 绵阳高新区", "committed_investment": "20000000.00",
+        "responsible_department": "Management Committee of Mianyang High-tech Zone",
+        "responsible_officer": "Project officer (demo)",
+    })
+    headquarters = state["projects"][0]["project_id"]
+    api.post("hq-registration", f"/projects/{headquarters}/milestones/company_registration/complete", {
+        "completed_on": "2017-12-28", "evidence": f"Business licence of the regional company ({ILLUSTRATIVE})"})
+    api.post("hq-tranche-1", f"/projects/{headquarters}/investments", {
+        "received_on": "2018-01-15", "amount": "5000000.00", "source_note": f"First tranche ({ILLUSTRATIVE})"})
+    return cid
+
+
+def sign_through(api: Api, cid: str, name: str, draft: dict[str, Any]) -> str:
+    """Draft, submit, pass both review steps and collect every party's signature."""
+    state = api.post(f"{name}-draft", f"/cooperations/{cid}/agreements", draft)
+    agreement = next(a for a in state["agreements"] if a["kind"] == draft["kind"])
+    aid = agreement["agreement_id"]
+    api.post(f"{name}-submit", f"/cooperations/{cid}/agreements/{aid}/submit")
+    for step in ("legal_review", "leadership_approval"):
+        api.post(f"{name}-{step}", f"/cooperations/{cid}/agreements/{aid}/review-steps/{step}/approve",
+                 {"comment": "Approved (demo)"})
+    for party in draft["parties"]:
+        api.post(f"{name}-sign-{party['organization_id']}", f"/cooperations/{cid}/agreements/{aid}/signatures",
+                 {"organization_id": party["organization_id"], "signed_on": SIGNED_ON})
+    return aid
+
+
+def print_state(api: Api, cid: str) -> None:
+    coop = api.get(f"/cooperations/{cid}")
+    print(f"\n{coop['title']}")
+    print(f"  stage: {coop['stage']}   lead: {coop['lead_organization_name']}   partner: "
+          f"{coop['partner_organization_name']}")
+    print(f"  areas: {', '.join(coop['areas'])}")
+    print("\nNegotiation record")
+    for event in coop["negotiation"]:
+        print(f"  {event['occurred_on']}  {event['kind']:<16} {event['place']}")
+    print("\nAgreements")
+    for agreement in coop["agreements"]:
+        print(f"  {agreement['title']}: {agreement['status']} on {agreement['signed_on']}")
+        for signature in agreement["signatures"]:
+            print(f"      signed by {signature['signatory_name']}, {signature['signatory_title']}")
+    print("\nProjects")
+    for project in coop["projects"]:
+        committed, realized = Decimal(project["committed_investment"]), Decimal(project["realized_investment"])
+        print(f"  {project['title']}  [{project['status']}]")
+        print(f"      committed CNY {committed:,.2f}, realized CNY {realized:,.2f} "
+              f"({realized / committed:.0%}) ({ILLUSTRATIVE})")
+        for m in project["milestones"]:
+            late = f"  OVERDUE {m['overdue_days']} days" if m["overdue_days"] else ""
+            print(f"      {m['status']:<5} due {m['due_date']}  {m['name']}{late}")
+    audit = api.get(f"/cooperations/{cid}/audit")
+    print(f"\nAudit trail: {len(audit)} events; the last: {audit[-1]['action']} by {audit[-1]['actor_name']}")
+    print(f"Cooperation id: {cid}")

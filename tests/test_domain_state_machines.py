@@ -1,0 +1,590 @@
+"""Stateful property tests: random command sequences against the domain state machines.
+
+Commands are applied exactly as the workflows apply them: `apply` runs on a deep
+copy, the copy is kept (and `seq` bumped) only when no DomainError was raised.
+Arguments come from small fixed pools of ids, so sequences hit both the valid
+paths and every kind of refusal (unknown ids, wrong order, wrong parties, future
+dates). After every step the invariants below must hold, and every accepted
+transition is checked against the one before it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from domain import cooperation as coop
+from domain import project as proj
+from domain.audit import ActionContext, Actor, Change
+from domain.cooperation import (
+    CLOSED_STAGES,
+    AgreementKind,
+    AgreementStatus,
+    CooperationState,
+    CreateCooperation,
+    CreateProject,
+    DecideReviewStep,
+    DraftAgreement,
+    EditAgreement,
+    NegotiationEvent,
+    PartyInput,
+    ProjectClosed,
+    RecordNegotiation,
+    SignAgreement,
+    Stage,
+    StepStatus,
+    SubmitAgreement,
+    TerminateCooperation,
+)
+from domain.errors import DomainError
+from domain.project import (
+    CLOSED_STATUSES,
+    AddMilestone,
+    CancelProject,
+    CompleteMilestone,
+    MilestoneSpec,
+    MoveMilestone,
+    NewProject,
+    ProjectState,
+    ProjectStatus,
+    RecordInvestment,
+    ResumeProject,
+    SuspendProject,
+)
+
+NOW = datetime(2026, 11, 25, 4, 0, tzinfo=timezone.utc)
+CTX = ActionContext(actor=Actor(user_id="u", name="Tester"), request_id="r", now=NOW)
+TODAY = CTX.today()
+assert TODAY == date(2026, 11, 25)
+
+SETTINGS = settings(max_examples=200, stateful_step_count=30, deadline=None)
+
+LEAD, PARTNER, THIRD, STRANGER = "gov", "acme", "bank", "nobody"
+AGREEMENT_IDS = ["fw", "inv1", "inv2", "ghost"]
+STEP_NAMES = ["legal_review", "leadership_approval", "finance"]
+PROJECT_IDS = ["p1", "p2", "p3"]
+
+# Days before today; -1 is tomorrow, which every "happened on" date must refuse.
+past_or_future = st.integers(min_value=-1, max_value=40).map(lambda d: TODAY - timedelta(days=d))
+
+
+def party(org: str) -> PartyInput:
+    return PartyInput(organization_id=org, organization_name=f"Org {org}", signatory_name=f"Signer {org}",
+                      signatory_title="Director")
+
+
+def assert_delta(change: Change, old: dict[str, Any], new: dict[str, Any], ignore: set[str] = frozenset()) -> None:
+    """The change holds exactly the fields that differ between old and new, with their values."""
+    keys = (set(old) | set(new)) - set(ignore)
+    changed = {k for k in keys if old.get(k) != new.get(k)}
+    assert set(change.before) | set(change.after) == changed, (change, changed)
+    assert change.before == {k: old[k] for k in changed if k in old}
+    assert change.after == {k: new[k] for k in changed if k in new}
+
+
+def without(dump: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in dump.items() if k not in keys}
+
+
+# ================================================================ cooperation
+
+
+COOPERATION_ACTIONS: dict[type, set[str]] = {
+    RecordNegotiation: {"negotiation.recorded"},
+    DraftAgreement: {"agreement.drafted"},
+    EditAgreement: {"agreement.edited"},
+    SubmitAgreement: {"agreement.submitted"},
+    DecideReviewStep: {"agreement.review_approved", "agreement.review_rejected"},
+    SignAgreement: {"agreement.party_signed", "agreement.signed"},
+    CreateProject: {"project.created"},
+    TerminateCooperation: {"cooperation.terminated"},
+    ProjectClosed: {"cooperation.project_closed"},
+}
+
+ALLOWED_AGREEMENT_MOVES = {
+    ("draft", "draft"), ("draft", "in_review"), ("draft", "approved"),
+    ("in_review", "in_review"), ("in_review", "approved"), ("in_review", "draft"),
+    ("approved", "approved"), ("approved", "signed"),
+    ("signed", "signed"),
+}
+
+STAGE_RANK = {Stage.negotiating: 0, Stage.framework_signed: 1, Stage.in_delivery: 2, Stage.completed: 3}
+
+
+def fresh_cooperation() -> CooperationState:
+    cmd = CreateCooperation(title="Headquarters", lead_organization_id=LEAD, lead_organization_name="Gov",
+                            partner_organization_id=PARTNER, partner_organization_name="Acme",
+                            liaison_officer="Officer Li")
+    state, _ = coop.new_cooperation("c1", cmd, CTX)
+    return state
+
+
+def project_command(project_id: str, agreement_id: str) -> CreateProject:
+    return CreateProject(project_id=project_id, agreement_id=agreement_id, title=f"Project {project_id}",
+                         committed_investment=Decimal("1000.00"), responsible_department="Office",
+                         responsible_officer="Wang",
+                         milestones=[MilestoneSpec(milestone_id="m1", name="Registration", due_date=TODAY)])
+
+
+class CooperationMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.state = fresh_cooperation()
+        self.accepted = 0
+
+    # ------------------------------------------------------------ the workflow's way of applying
+
+    def execute(self, cmd: Any) -> Change | None:
+        old = self.state
+        before = old.model_dump(mode="json")
+        draft = old.model_copy(deep=True)
+        try:
+            change = coop.apply(draft, cmd, CTX)
+        except DomainError as error:
+            event(f"cooperation {type(cmd).__name__}: {error.kind}")
+            # The kept state is exactly as it was.
+            assert self.state is old
+            assert old.model_dump(mode="json") == before
+            return None
+        draft.seq += 1
+        event(f"cooperation {type(cmd).__name__}: accepted")
+        self.check_transition(old, draft, cmd, change)
+        self.state = draft
+        self.accepted += 1
+        event(f"cooperation stage {draft.stage.value}")
+        return change
+
+    def check_transition(self, old: CooperationState, new: CooperationState, cmd: Any, change: Change) -> None:
+        assert isinstance(change, Change)
+        assert change.action in COOPERATION_ACTIONS[type(cmd)], (cmd, change.action)
+        assert new.seq == old.seq + 1
+        assert new.updated_at == NOW
+
+        if old.stage in CLOSED_STAGES:
+            # Once terminated or completed, only a child's closing message is taken, and it
+            # changes nothing but that project's status.
+            assert isinstance(cmd, ProjectClosed)
+            assert new.stage == old.stage
+            o, n = old.model_dump(mode="json"), new.model_dump(mode="json")
+            assert without(o, "projects", "updated_at", "seq") == without(n, "projects", "updated_at", "seq")
+            assert [without(p, "status") for p in o["projects"]] == [without(p, "status") for p in n["projects"]]
+
+        # Nothing is ever removed; records only grow.
+        assert new.negotiation[: len(old.negotiation)] == old.negotiation
+        assert [a.agreement_id for a in new.agreements[: len(old.agreements)]] == [a.agreement_id for a in old.agreements]
+        assert [p.project_id for p in new.projects[: len(old.projects)]] == [p.project_id for p in old.projects]
+        for a in old.agreements:
+            b = new.agreement(a.agreement_id)
+            assert b.review_log[: len(a.review_log)] == a.review_log
+            assert b.signatures[: len(a.signatures)] == a.signatures
+            assert b.revision >= a.revision
+            assert (a.status.value, b.status.value) in ALLOWED_AGREEMENT_MOVES
+            if a.status == AgreementStatus.signed:
+                assert b == a  # a signed agreement never changes again
+            if getattr(cmd, "agreement_id", None) != a.agreement_id or isinstance(cmd, CreateProject):
+                assert b == a  # a command touches only the agreement it names
+
+        # The stage only moves forward (or to terminated).
+        if new.stage != old.stage:
+            assert new.stage == Stage.terminated or STAGE_RANK[new.stage] == STAGE_RANK[old.stage] + 1
+
+        # The audit change carries exactly the delta of the entity it names.
+        if change.entity_type == "agreement":
+            assert change.entity_id == cmd.agreement_id
+            previous = next((a for a in old.agreements if a.agreement_id == cmd.agreement_id), None)
+            old_dump = previous.model_dump(mode="json") if previous else {}
+            ignore = {"review_log"} if isinstance(cmd, (SubmitAgreement, DecideReviewStep)) else set()
+            assert_delta(change, old_dump, new.agreement(cmd.agreement_id).model_dump(mode="json"), ignore)
+        elif change.action == "negotiation.recorded":
+            assert_delta(change, {}, new.negotiation[-1].model_dump(mode="json"))
+        elif change.action == "project.created":
+            assert_delta(change, {}, new.projects[-1].model_dump(mode="json"))
+        elif change.action == "cooperation.terminated":
+            assert change.before == {"stage": old.stage.value} and change.after == {"stage": "terminated"}
+            assert change.comment == cmd.reason == new.termination_reason
+        elif change.action == "cooperation.project_closed":
+            assert change.before == {"stage": old.stage.value}
+            assert change.after == {"stage": new.stage.value, "project_id": cmd.project_id,
+                                    "project_status": cmd.status.value}
+            assert new.project(cmd.project_id).status == cmd.status
+
+    # ------------------------------------------------------------ starting points
+
+    @initialize(level=st.integers(min_value=0, max_value=4))
+    def start(self, level: int) -> None:
+        """Begin at a random depth so long valid paths get explored, not only their first steps."""
+        if level >= 1:
+            self.must(DraftAgreement(agreement_id="fw", agreement_kind="framework", title="Framework",
+                                     parties=[party(LEAD), party(PARTNER)]))
+        if level >= 2:
+            self.push_through("fw")
+        if level >= 3:
+            self.must(DraftAgreement(agreement_id="inv1", agreement_kind="investment", title="Investment",
+                                     parties=[party(LEAD), party(PARTNER), party(THIRD)], review_steps=["finance"]))
+            self.push_through("inv1")
+        if level >= 4:
+            self.must(project_command("p1", "inv1"))
+        event(f"cooperation start level {level}")
+
+    def must(self, cmd: Any) -> None:
+        assert self.execute(cmd) is not None, cmd
+
+    def push_through(self, agreement_id: str) -> None:
+        while self.state.agreement(agreement_id).status != AgreementStatus.signed:
+            self.must(self.next_valid(self.state.agreement(agreement_id)))
+
+    @staticmethod
+    def next_valid(agreement: coop.Agreement) -> Any:
+        if agreement.status == AgreementStatus.draft:
+            return SubmitAgreement(agreement_id=agreement.agreement_id)
+        if agreement.status == AgreementStatus.in_review:
+            return DecideReviewStep(agreement_id=agreement.agreement_id, step=agreement.current_step().name,
+                                    decision="approve")
+        unsigned = next(p for p in agreement.parties if agreement.signature_of(p.organization_id) is None)
+        return SignAgreement(agreement_id=agreement.agreement_id, organization_id=unsigned.organization_id,
+                             signed_on=TODAY)
+
+    # ------------------------------------------------------------ random commands
+
+    @rule(event_id=st.sampled_from(["e1", "e2"]), on=past_or_future,
+          kind=st.sampled_from(["meeting", "inspection_visit", "forum", "draft_version", "note"]))
+    def negotiate(self, event_id: str, on: date, kind: str) -> None:
+        self.execute(RecordNegotiation(event=NegotiationEvent(event_id=event_id, kind=kind, occurred_on=on)))
+
+    @rule(agreement_id=st.sampled_from(AGREEMENT_IDS), kind=st.sampled_from(list(AgreementKind)),
+          orgs=st.lists(st.sampled_from([LEAD, PARTNER, THIRD]), min_size=2, max_size=3, unique=True),
+          steps=st.lists(st.sampled_from(STEP_NAMES), max_size=3))
+    def draft_agreement(self, agreement_id: str, kind: AgreementKind, orgs: list[str], steps: list[str]) -> None:
+        self.execute(DraftAgreement(agreement_id=agreement_id, agreement_kind=kind, title=f"Agreement {agreement_id}",
+                                    parties=[party(o) for o in orgs], review_steps=steps))
+
+    @rule(agreement_id=st.sampled_from(AGREEMENT_IDS), title=st.none() | st.sampled_from(["Revised", "Final"]),
+          orgs=st.none() | st.lists(st.sampled_from([LEAD, PARTNER, THIRD]), min_size=2, max_size=3, unique=True),
+          steps=st.none() | st.lists(st.sampled_from(STEP_NAMES), max_size=3))
+    def edit_agreement(self, agreement_id: str, title: str | None, orgs: list[str] | None,
+                       steps: list[str] | None) -> None:
+        self.execute(EditAgreement(agreement_id=agreement_id, title=title,
+                                   parties=None if orgs is None else [party(o) for o in orgs], review_steps=steps))
+
+    @rule(agreement_id=st.sampled_from(AGREEMENT_IDS))
+    def submit(self, agreement_id: str) -> None:
+        self.execute(SubmitAgreement(agreement_id=agreement_id))
+
+    @rule(agreement_id=st.sampled_from(AGREEMENT_IDS), step=st.sampled_from(STEP_NAMES + ["no_such_step"]),
+          decision=st.sampled_from(["approve", "reject"]))
+    def decide(self, agreement_id: str, step: str, decision: str) -> None:
+        self.execute(DecideReviewStep(agreement_id=agreement_id, step=step, decision=decision,
+                                      comment="please revise" if decision == "reject" else None))
+
+    @rule(agreement_id=st.sampled_from(AGREEMENT_IDS), org=st.sampled_from([LEAD, PARTNER, THIRD, STRANGER]),
+          on=past_or_future)
+    def sign(self, agreement_id: str, org: str, on: date) -> None:
+        self.execute(SignAgreement(agreement_id=agreement_id, organization_id=org, signed_on=on))
+
+    @rule(pick=st.integers(min_value=0, max_value=3), reject=st.integers(min_value=0, max_value=9))
+    def advance(self, pick: int, reject: int) -> None:
+        """Take the next valid step of some unsigned agreement (sometimes a rejection)."""
+        open_agreements = [a for a in self.state.agreements if a.status != AgreementStatus.signed]
+        if not open_agreements:
+            return
+        agreement = open_agreements[pick % len(open_agreements)]
+        cmd = self.next_valid(agreement)
+        if isinstance(cmd, DecideReviewStep) and reject == 0:
+            cmd = cmd.model_copy(update={"decision": "reject", "comment": "not yet"})
+        self.execute(cmd)
+
+    @rule(project_id=st.sampled_from(PROJECT_IDS), agreement_id=st.sampled_from(AGREEMENT_IDS))
+    def create_project(self, project_id: str, agreement_id: str) -> None:
+        self.execute(project_command(project_id, agreement_id))
+
+    @rule(project_id=st.sampled_from(PROJECT_IDS + ["ghost"]),
+          status=st.sampled_from([ProjectStatus.completed, ProjectStatus.cancelled]))
+    def project_closed(self, project_id: str, status: ProjectStatus) -> None:
+        # A child project reports only a closed status (see ProjectWorkflow._tell_cooperation).
+        self.execute(ProjectClosed(project_id=project_id, status=status))
+
+    @rule(roll=st.integers(min_value=0, max_value=3))
+    def terminate(self, roll: int) -> None:
+        # Rare, so that most sequences get deep before the cooperation ends.
+        if roll == 0:
+            self.execute(TerminateCooperation(reason="the company withdrew"))
+
+    # ------------------------------------------------------------ invariants
+
+    @invariant()
+    def investment_signed_only_after_framework(self) -> None:
+        if any(a.kind == AgreementKind.investment and a.status == AgreementStatus.signed
+               for a in self.state.agreements):
+            assert self.state.framework_signed()
+            fw = next(a for a in self.state.agreements if a.kind == AgreementKind.framework)
+            inv_dates = [a.signed_on for a in self.state.agreements
+                         if a.kind == AgreementKind.investment and a.status == AgreementStatus.signed]
+            assert all(d is not None for d in inv_dates) and fw.signed_on is not None
+
+    @invariant()
+    def at_most_one_framework_and_unique_ids(self) -> None:
+        agreements = self.state.agreements
+        assert sum(a.kind == AgreementKind.framework for a in agreements) <= 1
+        assert len({a.agreement_id for a in agreements}) == len(agreements)
+        assert len({p.project_id for p in self.state.projects}) == len(self.state.projects)
+        assert len({e.event_id for e in self.state.negotiation}) == len(self.state.negotiation)
+
+    @invariant()
+    def partner_is_a_party_to_every_agreement(self) -> None:
+        for a in self.state.agreements:
+            assert PARTNER in {p.organization_id for p in a.parties}
+
+    @invariant()
+    def projects_stand_on_signed_investment_agreements(self) -> None:
+        for p in self.state.projects:
+            a = self.state.agreement(p.agreement_id)
+            assert a.kind == AgreementKind.investment and a.status == AgreementStatus.signed
+
+    @invariant()
+    def stage_agrees_with_agreements(self) -> None:
+        s = self.state
+        investment_signed = any(a.kind == AgreementKind.investment and a.status == AgreementStatus.signed
+                                for a in s.agreements)
+        if s.stage == Stage.terminated:
+            assert s.termination_reason
+            return
+        assert s.termination_reason is None
+        assert (s.stage != Stage.negotiating) == s.framework_signed()
+        assert (s.stage in {Stage.in_delivery, Stage.completed}) == investment_signed
+        if s.projects and s.stage != Stage.completed:
+            assert s.stage == Stage.in_delivery
+            assert not all(p.status in CLOSED_STATUSES for p in s.projects)
+        if s.stage == Stage.completed:
+            assert s.projects and all(p.status in CLOSED_STATUSES for p in s.projects)
+
+    @invariant()
+    def signatures_match_status(self) -> None:
+        for a in self.state.agreements:
+            party_ids = [p.organization_id for p in a.parties]
+            signer_ids = [s.organization_id for s in a.signatures]
+            assert len(set(signer_ids)) == len(signer_ids) and set(signer_ids) <= set(party_ids)
+            assert all(s.signed_on <= TODAY for s in a.signatures)
+            if a.status == AgreementStatus.signed:
+                assert sorted(signer_ids) == sorted(party_ids)
+                assert a.signed_on == max(s.signed_on for s in a.signatures)
+            else:
+                assert len(signer_ids) < len(party_ids) and a.signed_on is None
+                if a.status != AgreementStatus.approved:
+                    assert not a.signatures
+
+    @invariant()
+    def review_steps_match_status(self) -> None:
+        for a in self.state.agreements:
+            flags = [s.status == StepStatus.approved for s in a.review_steps]
+            assert flags == sorted(flags, reverse=True)  # approved steps form a prefix
+            if a.status == AgreementStatus.draft:
+                assert not any(flags)
+            elif a.status == AgreementStatus.in_review:
+                assert a.current_step() is not None
+            else:
+                assert all(flags)
+            assert all(s.decided_by is not None for s in a.review_steps if s.status == StepStatus.approved)
+            assert all(d.step in {s.name for s in a.review_steps} or d.decision for d in a.review_log)
+            assert sum(d.decision == "approved" for d in a.review_log) >= sum(flags)
+
+    @invariant()
+    def events_never_in_the_future(self) -> None:
+        assert all(e.occurred_on <= TODAY for e in self.state.negotiation)
+
+
+CooperationMachine.TestCase.settings = SETTINGS
+TestCooperationStateMachine = CooperationMachine.TestCase
+
+
+# ================================================================ project
+
+
+MILESTONE_IDS = ["m1", "m2", "m3", "ghost"]
+ENTRY_IDS = ["e1", "e2", "e3", "e4"]
+DUE_DATES = [date(2027, 1, 1), date(2027, 6, 1), date(2028, 1, 1)]
+
+PROJECT_ACTIONS: dict[type, str] = {
+    AddMilestone: "milestone.added",
+    MoveMilestone: "milestone.moved",
+    CompleteMilestone: "milestone.completed",
+    RecordInvestment: "investment.recorded",
+    SuspendProject: "project.suspended",
+    ResumeProject: "project.resumed",
+    CancelProject: "project.cancelled",
+}
+
+
+class ProjectMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.state = self.fresh(["m1"])
+        self.realized = Decimal("0.00")
+
+    @staticmethod
+    def fresh(milestone_ids: list[str]) -> ProjectState:
+        return proj.new_project(NewProject(
+            project_id="p1", cooperation_id="c1", cooperation_workflow_id="cooperation-c1", agreement_id="inv1",
+            title="Factory", committed_investment=Decimal("5000000.00"), responsible_department="Office",
+            responsible_officer="Wang", created_at=NOW,
+            milestones=[MilestoneSpec(milestone_id=m, name=f"Milestone {m}", due_date=DUE_DATES[1])
+                        for m in milestone_ids],
+        ))
+
+    @initialize(milestone_ids=st.sampled_from([["m1"], ["m1", "m2"], ["m2", "m3", "m1"]]))
+    def start(self, milestone_ids: list[str]) -> None:
+        self.state = self.fresh(milestone_ids)
+
+    # ------------------------------------------------------------ the workflow's way of applying
+
+    def execute(self, cmd: Any) -> Change | None:
+        old = self.state
+        before = old.model_dump(mode="json")
+        draft = old.model_copy(deep=True)
+        try:
+            change = proj.apply(draft, cmd, CTX)
+        except DomainError as error:
+            event(f"project {type(cmd).__name__}: {error.kind}")
+            assert self.state is old
+            assert old.model_dump(mode="json") == before
+            return None
+        draft.seq += 1
+        event(f"project {type(cmd).__name__}: accepted")
+        self.check_transition(old, draft, cmd, change)
+        self.state = draft
+        event(f"project status {draft.status.value}")
+        return change
+
+    def check_transition(self, old: ProjectState, new: ProjectState, cmd: Any, change: Change) -> None:
+        assert old.status not in CLOSED_STATUSES, "a closed project accepted a command"
+        if old.status == ProjectStatus.suspended:
+            assert isinstance(cmd, (ResumeProject, CancelProject))
+        assert change.action == PROJECT_ACTIONS[type(cmd)]
+        assert new.seq == old.seq + 1
+        assert new.updated_at == NOW
+
+        # Milestones and money are only ever added; moves only grow; done stays done.
+        assert [m.milestone_id for m in new.milestones[: len(old.milestones)]] == [m.milestone_id for m in old.milestones]
+        assert new.investments[: len(old.investments)] == old.investments
+        for m in old.milestones:
+            n = new.milestone(m.milestone_id)
+            assert n.moves[: len(m.moves)] == m.moves
+            if m.status == "done":
+                assert n == m
+        touched = getattr(cmd, "milestone_id", None) or (cmd.milestone.milestone_id
+                                                         if isinstance(cmd, AddMilestone) else None)
+        for m in old.milestones:
+            if m.milestone_id != touched:
+                assert new.milestone(m.milestone_id) == m
+
+        if isinstance(cmd, RecordInvestment):
+            self.realized += cmd.amount
+        if isinstance(cmd, ResumeProject):
+            assert new.status == (old.status_before_suspension or ProjectStatus.active)
+        if isinstance(cmd, SuspendProject):
+            assert new.status_before_suspension == old.status
+        if isinstance(cmd, MoveMilestone):
+            n = new.milestone(cmd.milestone_id)
+            assert len(n.moves) == len(old.milestone(cmd.milestone_id).moves) + 1
+            assert n.moves[-1].reason == cmd.reason and n.moves[-1].old_due_date != n.moves[-1].new_due_date
+            assert new.status == old.status
+
+        # The audit change carries exactly the delta of the entity it names.
+        if change.entity_type == "milestone":
+            previous = next((m for m in old.milestones if m.milestone_id == change.entity_id), None)
+            old_dump = previous.model_dump(mode="json") if previous else {}
+            ignore = set() if isinstance(cmd, AddMilestone) else {"moves"}
+            assert_delta(change, old_dump, new.milestone(change.entity_id).model_dump(mode="json"), ignore)
+        elif change.entity_type == "investment":
+            assert_delta(change, {}, new.investments[-1].model_dump(mode="json"))
+        else:
+            assert change.entity_type == "project" and change.entity_id == "p1"
+            assert change.before == {"status": old.status.value} and change.after == {"status": new.status.value}
+
+    # ------------------------------------------------------------ random commands
+
+    @rule(milestone_id=st.sampled_from(MILESTONE_IDS), due=st.sampled_from(DUE_DATES))
+    def add_milestone(self, milestone_id: str, due: date) -> None:
+        self.execute(AddMilestone(milestone=MilestoneSpec(milestone_id=milestone_id, name="Added", due_date=due)))
+
+    @rule(milestone_id=st.sampled_from(MILESTONE_IDS), due=st.sampled_from(DUE_DATES))
+    def move_milestone(self, milestone_id: str, due: date) -> None:
+        self.execute(MoveMilestone(milestone_id=milestone_id, new_due_date=due, reason=f"moved to {due}"))
+
+    @rule(milestone_id=st.sampled_from(MILESTONE_IDS), on=past_or_future)
+    def complete_milestone(self, milestone_id: str, on: date) -> None:
+        self.execute(CompleteMilestone(milestone_id=milestone_id, completed_on=on, evidence="site photos"))
+
+    @rule(entry_id=st.sampled_from(ENTRY_IDS), on=past_or_future,
+          amount=st.decimals(min_value=Decimal("0.01"), max_value=Decimal("99999999999.99"), places=2))
+    def record_investment(self, entry_id: str, on: date, amount: Decimal) -> None:
+        self.execute(RecordInvestment(entry_id=entry_id, received_on=on, amount=amount, source_note="transfer"))
+
+    @rule()
+    def suspend(self) -> None:
+        self.execute(SuspendProject(reason="permit review"))
+
+    @rule(comment=st.none() | st.just("permit granted"))
+    def resume(self, comment: str | None) -> None:
+        self.execute(ResumeProject(comment=comment))
+
+    @rule(roll=st.integers(min_value=0, max_value=3))
+    def cancel(self, roll: int) -> None:
+        if roll == 0:
+            self.execute(CancelProject(reason="the company withdrew"))
+
+    # ------------------------------------------------------------ invariants
+
+    @invariant()
+    def completed_iff_all_milestones_done(self) -> None:
+        all_done = all(m.status == "done" for m in self.state.milestones)
+        if self.state.status not in {ProjectStatus.cancelled, ProjectStatus.suspended}:
+            assert (self.state.status == ProjectStatus.completed) == all_done
+        # Completion happens on the last milestone, so no other status ever sees them all done.
+        assert (self.state.status == ProjectStatus.completed) == all_done
+
+    @invariant()
+    def planned_means_no_progress_and_active_means_some(self) -> None:
+        progress = bool(self.state.investments) or any(m.status == "done" for m in self.state.milestones)
+        if self.state.status == ProjectStatus.planned:
+            assert not progress
+        if self.state.status in {ProjectStatus.active, ProjectStatus.completed}:
+            assert progress
+
+    @invariant()
+    def suspension_remembers_the_previous_status(self) -> None:
+        if self.state.status == ProjectStatus.suspended:
+            assert self.state.status_before_suspension in {ProjectStatus.planned, ProjectStatus.active}
+        elif self.state.status != ProjectStatus.cancelled:
+            assert self.state.status_before_suspension is None
+
+    @invariant()
+    def realized_investment_is_the_exact_sum(self) -> None:
+        total = self.state.realized_investment
+        assert isinstance(total, Decimal) and total == self.realized
+        assert total == sum((e.amount for e in self.state.investments), Decimal(0))
+        assert len({e.entry_id for e in self.state.investments}) == len(self.state.investments)
+        assert all(e.received_on <= TODAY for e in self.state.investments)
+
+    @invariant()
+    def milestones_are_consistent(self) -> None:
+        assert len({m.milestone_id for m in self.state.milestones}) == len(self.state.milestones)
+        for m in self.state.milestones:
+            if m.status == "done":
+                assert m.completed_on is not None and m.completed_on <= TODAY and m.completed_by == "Tester"
+            else:
+                assert m.completed_on is None and m.evidence is None
+            # Every move is kept and the moves chain up to the current due date.
+            for a, b in zip(m.moves, m.moves[1:]):
+                assert a.new_due_date == b.old_due_date
+            assert all(mv.old_due_date != mv.new_due_date for mv in m.moves)
+            if m.moves:
+                assert m.moves[-1].new_due_date == m.due_date
+
+
+ProjectMachine.TestCase.settings = SETTINGS
+TestProjectStateMachine = ProjectMachine.TestCase
