@@ -22,6 +22,13 @@ WRITE_OPTIONS = dict(
     retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5)),
 )
 
+# Writes no caller waits for (the creation event, system reactions to signals) have
+# nobody to refuse: they are retried until PostgreSQL is back instead of failing the workflow.
+SYSTEM_WRITE_OPTIONS = dict(
+    start_to_close_timeout=timedelta(seconds=10),
+    retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30)),
+)
+
 # How many recent request ids a workflow remembers across continue-as-new: the Update
 # id dedupes only within one run, so a client's resend after a rollover is caught here.
 REMEMBERED_REQUESTS = 500

@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
         project_workflow_id,
     )
 
-from workflows.common import WRITE_OPTIONS, RequestMemory, RolloverPolicy, context, refusal
+from workflows.common import SYSTEM_WRITE_OPTIONS, WRITE_OPTIONS, RequestMemory, RolloverPolicy, context, refusal
 from workflows.project import ProjectWorkflow
 
 
@@ -71,7 +71,7 @@ class CooperationWorkflow:
         async with self._lock:
             ctx = input.creator.model_copy(update={"now": workflow.now()})
             state, change = rules.new_cooperation(input.cooperation_id, input.create, ctx)
-            await self._commit(state, change, ctx)
+            await self._commit(state, change, ctx, options=SYSTEM_WRITE_OPTIONS)
             self._handled.add(ctx.request_id)
 
     def _closed(self) -> bool:
@@ -141,13 +141,18 @@ class CooperationWorkflow:
             except DomainError as error:
                 workflow.logger.warning("ignored project_closed for %s: %s", message.project_id, error.reason)
                 return
-            await self._commit(draft, change, ctx)
+            await self._commit(draft, change, ctx, options=SYSTEM_WRITE_OPTIONS)
             self._handled.add(request_id)
 
     # ------------------------------------------------------------ helpers
 
     async def _commit(
-        self, draft: CooperationState, change: Change, ctx: ActionContext, new_project: NewProject | None = None
+        self,
+        draft: CooperationState,
+        change: Change,
+        ctx: ActionContext,
+        new_project: NewProject | None = None,
+        options: dict = WRITE_OPTIONS,
     ) -> None:
         draft.seq += 1
         info = workflow.info()
@@ -162,7 +167,7 @@ class CooperationWorkflow:
             state=draft,
             new_project=new_project,
         )
-        await workflow.execute_local_activity(RECORD_COOPERATION_EVENT, record, **WRITE_OPTIONS)
+        await workflow.execute_local_activity(RECORD_COOPERATION_EVENT, record, **options)
         self._state = draft
         self._rollover.events_this_run += 1
 

@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.project import CLOSED_STATUSES, CancelProject, ProjectState
     from domain.records import RECORD_PROJECT_EVENT, ProjectAction, ProjectEventRecord, ProjectInput
 
-from workflows.common import WRITE_OPTIONS, RequestMemory, RolloverPolicy, context, refusal
+from workflows.common import SYSTEM_WRITE_OPTIONS, WRITE_OPTIONS, RequestMemory, RolloverPolicy, context, refusal
 
 
 @workflow.defn
@@ -101,9 +101,11 @@ class ProjectWorkflow:
             ctx = ActionContext(actor=SYSTEM_ACTOR, request_id="cooperation-terminated", now=workflow.now())
             draft = self._state.model_copy(deep=True)
             change = rules.apply(draft, CancelProject(reason=f"cooperation terminated: {reason}"[:500]), ctx)
-            await self._commit(draft, change, ctx)
+            await self._commit(draft, change, ctx, options=SYSTEM_WRITE_OPTIONS)
 
-    async def _commit(self, draft: ProjectState, change: Change, ctx: ActionContext) -> None:
+    async def _commit(
+        self, draft: ProjectState, change: Change, ctx: ActionContext, options: dict = WRITE_OPTIONS
+    ) -> None:
         draft.seq += 1
         info = workflow.info()
         record = ProjectEventRecord(
@@ -116,6 +118,6 @@ class ProjectWorkflow:
             change=change,
             state=draft,
         )
-        await workflow.execute_local_activity(RECORD_PROJECT_EVENT, record, **WRITE_OPTIONS)
+        await workflow.execute_local_activity(RECORD_PROJECT_EVENT, record, **options)
         self._state = draft
         self._rollover.events_this_run += 1
