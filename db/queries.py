@@ -150,20 +150,20 @@ async def negotiation_events(conn: asyncpg.Connection, cooperation_id: str) -> l
 async def agreements(conn: asyncpg.Connection, cooperation_id: str) -> list[dict[str, Any]]:
     rows = await conn.fetch("SELECT * FROM agreements WHERE cooperation_id = $1 ORDER BY id", cooperation_id)
     signatures = await conn.fetch(
-        """
-        SELECT s.* FROM signatures s JOIN agreements a ON a.id = s.agreement_id
-        WHERE a.cooperation_id = $1 ORDER BY s.signed_on, s.organization_id
-        """,
-        cooperation_id,
+        "SELECT * FROM signatures WHERE cooperation_id = $1 ORDER BY signed_on, organization_id", cooperation_id
     )
     return [_agreement_view(r, [s for s in signatures if s["agreement_id"] == r["id"]]) for r in rows]
 
 
-async def agreement(conn: asyncpg.Connection, agreement_id: str) -> dict[str, Any] | None:
-    row = await conn.fetchrow("SELECT * FROM agreements WHERE id = $1", agreement_id)
+async def agreement(conn: asyncpg.Connection, cooperation_id: str, agreement_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow("SELECT * FROM agreements WHERE cooperation_id = $1 AND id = $2",
+                              cooperation_id, agreement_id)
     if row is None:
         return None
-    signatures = await conn.fetch("SELECT * FROM signatures WHERE agreement_id = $1 ORDER BY signed_on", agreement_id)
+    signatures = await conn.fetch(
+        "SELECT * FROM signatures WHERE cooperation_id = $1 AND agreement_id = $2 ORDER BY signed_on",
+        cooperation_id, agreement_id,
+    )
     return _agreement_view(row, signatures)
 
 

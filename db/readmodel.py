@@ -137,7 +137,7 @@ async def _upsert_cooperation_children(conn: asyncpg.Connection, s: CooperationS
         INSERT INTO agreements (id, cooperation_id, kind, title, status, parties, review_steps, review_log,
             signed_on, revision)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-        ON CONFLICT (id) DO UPDATE SET
+        ON CONFLICT (cooperation_id, id) DO UPDATE SET
             title = EXCLUDED.title, status = EXCLUDED.status, parties = EXCLUDED.parties,
             review_steps = EXCLUDED.review_steps, review_log = EXCLUDED.review_log,
             signed_on = EXCLUDED.signed_on, revision = EXCLUDED.revision
@@ -148,12 +148,12 @@ async def _upsert_cooperation_children(conn: asyncpg.Connection, s: CooperationS
     )
     await conn.executemany(
         """
-        INSERT INTO signatures (agreement_id, organization_id, signatory_name, signatory_title, signed_on,
-            recorded_by)
-        VALUES ($1, $2, $3, $4, $5, $6)
-        ON CONFLICT (agreement_id, organization_id) DO NOTHING
+        INSERT INTO signatures (cooperation_id, agreement_id, organization_id, signatory_name, signatory_title,
+            signed_on, recorded_by)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        ON CONFLICT (cooperation_id, agreement_id, organization_id) DO NOTHING
         """,
-        [(a.agreement_id, sig.organization_id, sig.signatory_name, sig.signatory_title, sig.signed_on,
+        [(s.cooperation_id, a.agreement_id, sig.organization_id, sig.signatory_name, sig.signatory_title, sig.signed_on,
           sig.recorded_by) for a in s.agreements for sig in a.signatures],
     )
 

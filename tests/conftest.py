@@ -6,9 +6,11 @@ works on its own fresh ids, so tests never see each other's records.
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,9 +32,15 @@ TASK_QUEUE = "accord-test"
 
 
 @pytest.fixture(scope="session")
-def pg_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    server = start_embedded_postgres(tmp_path_factory.mktemp("pg") / "data", database="accord_test")
-    return server.url
+def pg_url() -> Iterator[str]:
+    # Not under pytest's tmp_path: as root the server runs as its own system user, which
+    # cannot enter pytest's private (0700) directories to stop cleanly.
+    folder = Path(tempfile.mkdtemp(prefix="accord-test-pg-"))
+    folder.chmod(0o755)
+    server = start_embedded_postgres(folder / "data", database="accord_test")
+    yield server.url
+    server.stop()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

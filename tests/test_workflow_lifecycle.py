@@ -649,7 +649,8 @@ async def test_resent_request_id_applies_once(client: Client, pool: asyncpg.Pool
     assert (await coop.state()).seq == 2
 
     # The same holds for project actions.
-    await in_delivery(coop)
+    await sign_through(coop, coop.fw, AgreementKind.framework, FRAMEWORK_SIGNED_ON)
+    await sign_through(coop, coop.inv, AgreementKind.investment, INVESTMENT_SIGNED_ON)
     r1 = coop.pid("r1")
     await coop.act(new_project(r1, coop.inv, 2))
     once = await coop.act_project(r1, invest("i1", "1000.00"), request_id="money-1")
@@ -765,11 +766,6 @@ async def test_suspended_project_refuses_work_until_resumed(client: Client, pool
         "investment.recorded", "project.suspended", "project.resumed", "milestone.completed"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (db/readmodel.py + schema): agreements.id is a global PRIMARY KEY while the domain only checks "
-    "agreement ids within one cooperation; the upsert's ON CONFLICT (id) DO UPDATE then overwrites another "
-    "cooperation's agreement row (status, parties, review log) and leaves its cooperation_id pointing elsewhere."
-))
 async def test_agreement_ids_are_scoped_to_their_cooperation(client: Client, pool: asyncpg.Pool) -> None:
     first, _ = await open_cooperation(client, pool)
     second, _ = await open_cooperation(client, pool)
@@ -779,3 +775,16 @@ async def test_agreement_ids_are_scoped_to_their_cooperation(client: Client, poo
     await second.act(SubmitAgreement(agreement_id=shared))
     assert [a["status"] for a in (await read_model(pool, first.cooperation_id))["agreements"]] == ["draft"]
     assert [a["status"] for a in (await read_model(pool, second.cooperation_id))["agreements"]] == ["in_review"]
+
+
+async def test_project_that_cannot_start_leaves_no_trace(client: Client, pool: asyncpg.Pool) -> None:
+    first, _ = await open_cooperation(client, pool)
+    second, _ = await open_cooperation(client, pool)
+    await in_delivery(first)
+    before = await in_delivery(second)
+    shared = f"shared-{new_id()}"
+    await first.act(new_project(shared, first.inv, 1))
+    with pytest.raises(WorkflowUpdateFailedError):
+        await second.act(new_project(shared, second.inv, 1))
+    assert (await second.state()).model_dump() == before.model_dump()
+    await assert_audit_trail(pool, second.workflow_id, before.seq)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -32,6 +32,9 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.common import SYSTEM_WRITE_OPTIONS, WRITE_OPTIONS, RequestMemory, RolloverPolicy, context, refusal
 from workflows.project import ProjectWorkflow
+
+# workflow.patched ids: each guards a change so that histories recorded before it still replay.
+START_PROJECT_BEFORE_COMMIT = "start-project-before-commit"
 
 
 @workflow.defn
@@ -107,10 +110,13 @@ class CooperationWorkflow:
                 raise refusal(error) from None
             command = action.command
             new_project = self._new_project(command, ctx) if isinstance(command, CreateProject) else None
-            await self._commit(draft, change, ctx, new_project)
+            if new_project is not None and workflow.patched(START_PROJECT_BEFORE_COMMIT):
+                await self._start_project_then_commit(new_project, draft, change, ctx)
+            else:
+                await self._commit(draft, change, ctx, new_project)
+                if new_project is not None:  # histories from before the patch started the child last
+                    await self._start_project(new_project)
             self._handled.add(action.request_id)
-            if new_project is not None:
-                await self._start_project(new_project)
             if isinstance(command, TerminateCooperation):
                 await self._cancel_open_projects(command.reason)
             return self._state
@@ -186,6 +192,22 @@ class CooperationWorkflow:
             milestones=cmd.milestones,
             created_at=ctx.now,
         )
+
+    async def _start_project_then_commit(
+        self, project: NewProject, draft: CooperationState, change: Change, ctx: ActionContext
+    ) -> None:
+        """Start the child first: if it cannot start, nothing is recorded; if the record
+        cannot be written, the child is cancelled before it ever wrote anything."""
+        try:
+            await self._start_project(project)
+        except WorkflowAlreadyStartedError:
+            raise ApplicationError(f"project id {project.project_id} is already in use", type="Refused",
+                                   non_retryable=True) from None
+        try:
+            await self._commit(draft, change, ctx, project)
+        except ActivityError:
+            await workflow.get_external_workflow_handle(project_workflow_id(project.project_id)).cancel()
+            raise
 
     async def _start_project(self, project: NewProject) -> None:
         # ABANDON: the project must outlive this run's continue-as-new.

@@ -120,8 +120,8 @@ async def get_cooperation(cooperation_id: Identifier, services: ServicesDep, act
 async def get_agreement(cooperation_id: Identifier, agreement_id: Identifier, services: ServicesDep,
                         actor: ActorDep) -> dict:
     async with services.pool.acquire() as conn:
-        view = await queries.agreement(conn, agreement_id)
-    if view is None or view["cooperation_id"] != cooperation_id:
+        view = await queries.agreement(conn, cooperation_id, agreement_id)
+    if view is None:
         raise not_found(f"agreement {agreement_id}")
     return view
 
@@ -236,8 +236,8 @@ async def create_project(cooperation_id: Identifier, body: ProjectIn, services: 
 async def _template_milestones(services: Services, cooperation_id: str, agreement_id: str) -> list[MilestoneSpec]:
     """The default template, dated from the agreement's signing (or today if it is not signed yet)."""
     async with services.pool.acquire() as conn:
-        agreement = await queries.agreement(conn, agreement_id)
-    if agreement is None or agreement["cooperation_id"] != cooperation_id:
+        agreement = await queries.agreement(conn, cooperation_id, agreement_id)
+    if agreement is None:
         raise ApiError(404, f"agreement {agreement_id} not found in this cooperation")
     start = agreement["signed_on"] or office_today()
     return [MilestoneSpec(milestone_id=key, name=name, due_date=start + timedelta(days=days))

@@ -79,9 +79,10 @@ CREATE TABLE negotiation_events (
     PRIMARY KEY (cooperation_id, id)
 );
 
+-- Agreement ids are unique within their cooperation (the workflow's own rule).
 CREATE TABLE agreements (
-    id             text PRIMARY KEY,
     cooperation_id text NOT NULL REFERENCES cooperations(id),
+    id             text NOT NULL,
     kind           text NOT NULL,
     title          text NOT NULL,
     status         text NOT NULL,
@@ -89,24 +90,26 @@ CREATE TABLE agreements (
     review_steps   jsonb NOT NULL,
     review_log     jsonb NOT NULL,
     signed_on      date,
-    revision       integer NOT NULL
+    revision       integer NOT NULL,
+    PRIMARY KEY (cooperation_id, id)
 );
-CREATE INDEX agreements_cooperation ON agreements (cooperation_id);
 
 CREATE TABLE signatures (
-    agreement_id    text NOT NULL REFERENCES agreements(id),
+    cooperation_id  text NOT NULL,
+    agreement_id    text NOT NULL,
     organization_id text NOT NULL,
     signatory_name  text NOT NULL,
     signatory_title text NOT NULL,
     signed_on       date NOT NULL,
     recorded_by     text NOT NULL,
-    PRIMARY KEY (agreement_id, organization_id)
+    PRIMARY KEY (cooperation_id, agreement_id, organization_id),
+    FOREIGN KEY (cooperation_id, agreement_id) REFERENCES agreements (cooperation_id, id)
 );
 
 CREATE TABLE projects (
     id                     text PRIMARY KEY,
     cooperation_id         text NOT NULL REFERENCES cooperations(id),
-    agreement_id           text NOT NULL REFERENCES agreements(id),
+    agreement_id           text NOT NULL,
     workflow_id            text NOT NULL,
     title                  text NOT NULL,
     site                   text,
@@ -118,7 +121,8 @@ CREATE TABLE projects (
     status_reason          text,
     version                integer NOT NULL,
     created_at             timestamptz NOT NULL,
-    updated_at             timestamptz NOT NULL
+    updated_at             timestamptz NOT NULL,
+    FOREIGN KEY (cooperation_id, agreement_id) REFERENCES agreements (cooperation_id, id)
 );
 CREATE INDEX projects_cooperation ON projects (cooperation_id);
 
