@@ -9,7 +9,8 @@ from fastapi import APIRouter, FastAPI
 
 from api import errors
 from api.idempotency import IdempotencyMiddleware
-from api.routes import cooperations, organizations, projects
+from api.audit_log import AttemptAuditMiddleware
+from api.routes import audit, cooperations, organizations, projects
 from api.services import ActorDep, Services
 from domain.audit import Actor
 
@@ -43,6 +44,8 @@ def create_app(services: Services | None = None) -> FastAPI:
     if services is not None:
         app.state.services = services
     errors.install(app)
+    # Outermost last: a replayed idempotent answer is not a new attempt, so it is not audited again.
+    app.add_middleware(AttemptAuditMiddleware)
     app.add_middleware(IdempotencyMiddleware)
 
     @app.get("/healthz", tags=["operations"])
@@ -54,6 +57,8 @@ def create_app(services: Services | None = None) -> FastAPI:
     v1.include_router(organizations.router)
     v1.include_router(cooperations.router)
     v1.include_router(projects.router)
+    v1.include_router(audit.router)
+    v1.include_router(audit.as_of_router)
 
     @v1.get("/me", tags=["operations"], response_model=Actor)
     async def me(actor: ActorDep) -> Actor:

@@ -285,26 +285,6 @@ class CooperationDetail(CooperationSummary):
     projects: list[ProjectView]
 
 
-class AuditEventView(BaseModel):
-    id: int
-    recorded_at: datetime
-    occurred_at: datetime
-    actor_id: str
-    actor_name: str
-    actor_role: str
-    request_id: str | None
-    action: str
-    entity_type: str
-    entity_id: str
-    cooperation_id: str | None
-    project_id: str | None
-    before: dict[str, Any]
-    after: dict[str, Any]
-    comment: str | None
-    outcome: str
-    event_seq: int | None
-
-
 T = TypeVar("T")
 
 

@@ -12,6 +12,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
+from api.audit_log import with_origin
 from db.users import user_for_token
 from domain.audit import OFFICE_TZ, Actor
 
@@ -21,6 +22,7 @@ class Services:
     pool: asyncpg.Pool
     client: Client
     task_queue: str
+    audit_key: bytes  # signs and checks audit checkpoints; never stored in the database
 
 
 def get_services(request: Request) -> Services:
@@ -46,7 +48,8 @@ async def get_actor(
             detail="a valid API token is required (Authorization: Bearer <token>)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    actor = Actor(user_id=user.id, name=user.display_name, role=user.role, auth_method="api_token")
+    actor = with_origin(Actor(user_id=user.id, name=user.display_name, role=user.role, auth_method="api_token"),
+                        request)
     request.state.actor = actor
     return actor
 

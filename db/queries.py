@@ -217,18 +217,3 @@ async def project_exists(conn: asyncpg.Connection, project_id: str) -> bool:
 async def project_status(conn: asyncpg.Connection, project_id: str) -> tuple[str, str | None] | None:
     row = await conn.fetchrow("SELECT status, status_reason FROM projects WHERE id = $1", project_id)
     return (row["status"], row["status_reason"]) if row else None
-
-
-# ---------------------------------------------------------------- audit
-
-
-async def audit_events(conn: asyncpg.Connection, *, cooperation_id: str | None = None,
-                       project_id: str | None = None, limit: int = 500) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        """
-        SELECT * FROM audit_events
-        WHERE ($1::text IS NULL OR cooperation_id = $1) AND ($2::text IS NULL OR project_id = $2)
-        ORDER BY id LIMIT $3
-        """,
-        cooperation_id, project_id, limit,
-    )

@@ -1,7 +1,7 @@
 """Writes of the read model and the audit trail, one accepted action per transaction.
 
-Each write is keyed by (workflow id, event seq): the audit insert is the gate, so
-an activity retry after a commit finds its row and writes nothing. Rows carry the
+Each write is keyed by (workflow id, event seq): the audit append is the gate, so
+an activity retry after a commit finds its event and writes nothing. Rows carry the
 event seq as `version` and an upsert never replaces a newer version, so the read
 model only moves forward.
 """
@@ -10,54 +10,36 @@ from __future__ import annotations
 
 import asyncpg
 
-from domain.audit import Actor, Change
+from db.audit_chain import AuditEvent, append
 from domain.cooperation import CooperationState
 from domain.project import NewProject, ProjectState
 from domain.records import CooperationEventRecord, ProjectEventRecord, project_workflow_id
 
 
-async def insert_audit(
-    conn: asyncpg.Connection,
-    *,
-    occurred_at: object,
-    actor: Actor,
-    request_id: str | None,
-    change: Change,
-    cooperation_id: str | None,
-    project_id: str | None,
-    workflow_id: str | None = None,
-    run_id: str | None = None,
-    event_seq: int | None = None,
-    outcome: str = "succeeded",
-) -> bool:
-    """Append one audit event; False when this (workflow id, seq) was already recorded."""
-    row_id = await conn.fetchval(
-        """
-        INSERT INTO audit_events (occurred_at, actor_id, actor_name, actor_role, auth_method, request_id,
-            action, entity_type, entity_id, cooperation_id, project_id, before, after, comment, outcome,
-            workflow_id, run_id, event_seq)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-        ON CONFLICT (workflow_id, event_seq) DO NOTHING
-        RETURNING id
-        """,
-        occurred_at, actor.user_id, actor.name, actor.role, actor.auth_method, request_id,
-        change.action, change.entity_type, change.entity_id, cooperation_id, project_id,
-        change.before, change.after, change.comment, outcome, workflow_id, run_id, event_seq,
+def _audit_event(record: CooperationEventRecord | ProjectEventRecord, cooperation_id: str, project_id: str | None,
+                 state: dict) -> AuditEvent:
+    actor, change = record.actor, record.change
+    return AuditEvent(
+        actor_id=actor.user_id, actor_name=actor.name, actor_role=actor.role, auth_method=actor.auth_method,
+        actor_department=actor.department, source_ip=actor.source_ip, user_agent=actor.user_agent,
+        request_id=record.request_id, occurred_at=record.occurred_at, action=change.action,
+        entity_type=change.entity_type, entity_id=change.entity_id, cooperation_id=cooperation_id,
+        project_id=project_id, before=change.before, after=change.after, comment=change.comment,
+        workflow_id=record.workflow_id, run_id=record.run_id, event_seq=record.seq, state=state,
     )
-    return row_id is not None
 
 
 async def write_cooperation_event(conn: asyncpg.Connection, record: CooperationEventRecord) -> bool:
     """Audit row plus the cooperation's rows, in one transaction. False if already written."""
     state = record.state
     async with conn.transaction():
-        fresh = await insert_audit(
-            conn, occurred_at=record.occurred_at, actor=record.actor, request_id=record.request_id,
-            change=record.change, cooperation_id=state.cooperation_id,
-            project_id=record.new_project.project_id if record.new_project else None,
-            workflow_id=record.workflow_id, run_id=record.run_id, event_seq=record.seq,
-        )
-        if not fresh:
+        project_id = record.new_project.project_id if record.new_project else None
+        event = _audit_event(record, state.cooperation_id, project_id, state.model_dump(mode="json"))
+        if record.new_project is not None:
+            # The whole project as created (amount, site, milestones): auditors and as-of queries need it.
+            event.after = {**event.after, "project": record.new_project.model_dump(mode="json")}
+        seq = await append(conn, event)
+        if seq is None:
             return False
         if await _upsert_cooperation(conn, record.workflow_id, state):
             await _upsert_cooperation_children(conn, state)
@@ -69,12 +51,9 @@ async def write_cooperation_event(conn: asyncpg.Connection, record: CooperationE
 async def write_project_event(conn: asyncpg.Connection, record: ProjectEventRecord) -> bool:
     state = record.state
     async with conn.transaction():
-        fresh = await insert_audit(
-            conn, occurred_at=record.occurred_at, actor=record.actor, request_id=record.request_id,
-            change=record.change, cooperation_id=state.cooperation_id, project_id=state.project_id,
-            workflow_id=record.workflow_id, run_id=record.run_id, event_seq=record.seq,
-        )
-        if not fresh:
+        seq = await append(conn, _audit_event(record, state.cooperation_id, state.project_id,
+                                              state.model_dump(mode="json")))
+        if seq is None:
             return False
         if await _upsert_project(conn, state):
             await _upsert_milestones(conn, state.project_id, state.cooperation_id, state.milestones)

@@ -15,6 +15,10 @@ class Actor(BaseModel):
     name: str
     role: str = "user"
     auth_method: str = "api_token"
+    department: str | None = None
+    # Where the request came from; recorded with every event the action causes.
+    source_ip: str | None = None
+    user_agent: str | None = None
 
 
 SYSTEM_ACTOR = Actor(user_id="system", name="Accord workflow", role="system", auth_method="workflow")

@@ -13,11 +13,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
 import sys
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 from runtime.settings import Settings, get_settings
@@ -80,6 +82,7 @@ async def _serve_everything(settings: Settings, database_url: str, address: str,
     from api.services import Services
     from db.migrate import migrate
     from db.pool import create_pool
+    from runtime.checkpoints import checkpoint_once, checkpoint_periodically
     from runtime.temporal import build_worker, connect
 
     pool = await create_pool(database_url, max_size=settings.database_pool_size)
@@ -87,19 +90,37 @@ async def _serve_everything(settings: Settings, database_url: str, address: str,
         async with pool.acquire() as conn:
             await migrate(conn)
             token = await _ensure_admin(conn, settings.admin_token_file)
+        audit_key = _ensure_audit_key(settings)
         client = await connect(address, settings.temporal_namespace)
         worker = build_worker(client, pool, settings.task_queue)
-        server = _Server(create_app(Services(pool, client, settings.task_queue)), settings.api_host,
+        server = _Server(create_app(Services(pool, client, settings.task_queue, audit_key)), settings.api_host,
                          settings.api_port)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, server.stop)
+        checkpoints = asyncio.create_task(
+            checkpoint_periodically(pool, audit_key, settings.audit_checkpoint_seconds))
         async with worker:
             _print_banner(settings, database_url, address, token, show_temporal_ui)
             await server.serve()
             print("\nShutting down: API stopped, draining the worker ...", flush=True)
+        checkpoints.cancel()
+        await checkpoint_once(pool, audit_key)  # sign the head as we leave it
     finally:
         await pool.close()
+
+
+def _ensure_audit_key(settings: Settings) -> bytes:
+    """The configured checkpoint key, or one generated into the data directory on first start."""
+    import secrets
+
+    key = settings.resolved_audit_key()
+    if key is None:
+        settings.audit_key_file.write_text(secrets.token_hex(32) + "\n")
+        settings.audit_key_file.chmod(0o600)
+        key = settings.resolved_audit_key()
+    assert key is not None
+    return key
 
 
 async def _ensure_admin(conn: object, token_file: Path) -> str | None:
@@ -143,6 +164,7 @@ def _print_banner(settings: Settings, database_url: str, address: str, token: st
 
 def cmd_worker(args: argparse.Namespace) -> None:
     async def main() -> None:
+        from runtime.checkpoints import checkpoint_periodically
         from runtime.connections import open_services
         from runtime.temporal import build_worker
 
@@ -152,9 +174,12 @@ def cmd_worker(args: argparse.Namespace) -> None:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
+            checkpoints = asyncio.create_task(checkpoint_periodically(
+                services.pool, services.audit_key, get_settings().audit_checkpoint_seconds))
             async with worker:
                 print(f"worker polling task queue {services.task_queue!r}; Ctrl-C or SIGTERM to stop", flush=True)
                 await stop.wait()  # leaving the block drains in-flight tasks
+            checkpoints.cancel()
 
     asyncio.run(main())
 
@@ -223,6 +248,35 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(url, token)
 
 
+def cmd_audit(args: argparse.Namespace) -> None:
+    async def main() -> None:
+        import asyncpg
+
+        from runtime import audit_admin
+        from runtime.connections import require, require_audit_key
+
+        settings = get_settings()
+        conn = await asyncpg.connect(args.database_url or require(settings)[0])
+        try:
+            if args.audit_command == "verify":
+                result = await audit_admin.run_verify(conn, require_audit_key(settings))
+                print(json.dumps(result, indent=1))
+                if not result["intact"]:
+                    raise SystemExit(1)
+            elif args.audit_command == "checkpoint":
+                print(json.dumps(await audit_admin.run_checkpoint(conn, require_audit_key(settings))))
+            elif args.audit_command == "partitions":
+                print("\n".join(await audit_admin.ensure_partitions(conn, args.months)))
+            elif args.audit_command == "archive":
+                month = date.fromisoformat(args.month + "-01")
+                print(json.dumps(await audit_admin.archive_month(conn, require_audit_key(settings), month,
+                                                                 Path(args.out), settings.audit_retention_days)))
+        finally:
+            await conn.close()
+
+    asyncio.run(main())
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -246,6 +300,17 @@ def build_parser() -> argparse.ArgumentParser:
                         choices=["liaison_officer", "reviewer", "leader", "auditor", "admin"])
     create.add_argument("--database-url")
     create.set_defaults(func=cmd_user_create)
+    audit = sub.add_parser("audit", help="the audit trail").add_subparsers(dest="audit_command", required=True)
+    audit.add_parser("verify", help="recompute the hash chain and check every checkpoint (exit 1 if broken)")
+    audit.add_parser("checkpoint", help="sign the chain head now")
+    partitions = audit.add_parser("partitions", help="create the monthly partitions ahead")
+    partitions.add_argument("--months", type=int, default=24)
+    archive = audit.add_parser("archive", help="export, verify and drop one month older than the retention")
+    archive.add_argument("month", help="YYYY-MM")
+    archive.add_argument("--out", default="audit-archive", help="folder for the JSON Lines export")
+    for parser_ in audit.choices.values():
+        parser_.add_argument("--database-url", help="as the database owner (default: ACCORD_DATABASE_URL)")
+        parser_.set_defaults(func=cmd_audit)
     demo = sub.add_parser("demo", help="drive the seed case through the API")
     demo.add_argument("--url", help="API base URL (default http://127.0.0.1:8000)")
     demo.add_argument("--token", help="API token (default: ACCORD_TOKEN or the admin token of `make run`)")

@@ -11,6 +11,13 @@ from runtime.settings import Settings, get_settings
 from runtime.temporal import connect
 
 
+def require_audit_key(settings: Settings) -> bytes:
+    key = settings.resolved_audit_key()
+    if key is None:
+        raise SystemExit("set ACCORD_AUDIT_CHECKPOINT_KEY (a long random secret kept outside the database)")
+    return key
+
+
 def require(settings: Settings) -> tuple[str, str]:
     """The database URL and Temporal address: configured, or those of a running `accord dev`."""
     database_url = settings.resolved_database_url()
@@ -26,6 +33,7 @@ async def open_services(settings: Settings | None = None) -> AsyncIterator[Servi
     pool = await create_pool(database_url, max_size=settings.database_pool_size)
     try:
         client = await connect(temporal_address, settings.temporal_namespace)
-        yield Services(pool=pool, client=client, task_queue=settings.task_queue)
+        yield Services(pool=pool, client=client, task_queue=settings.task_queue,
+                       audit_key=require_audit_key(settings))
     finally:
         await pool.close()

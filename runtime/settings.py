@@ -9,7 +9,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MINIMUM_RETENTION_DAYS = 180  # Cybersecurity Law art. 21: network logs kept at least six months
 
 
 class Settings(BaseSettings):
@@ -20,6 +23,12 @@ class Settings(BaseSettings):
     task_queue: str = "accord"
     database_url: str | None = None
     database_pool_size: int = 10
+
+    # HMAC key of the audit checkpoints: keep it outside the database (a secret store).
+    # Unset under `accord dev`: a key is generated into the data directory.
+    audit_checkpoint_key: SecretStr | None = None
+    audit_checkpoint_seconds: float = 300.0
+    audit_retention_days: int = Field(default=MINIMUM_RETENTION_DAYS, ge=MINIMUM_RETENTION_DAYS)
 
     data_dir: Path = Path(".data")
     api_host: str = "127.0.0.1"
@@ -46,6 +55,17 @@ class Settings(BaseSettings):
 
     def resolved_temporal_address(self) -> str:
         return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def audit_key_file(self) -> Path:
+        return self.data_dir.resolve() / "audit-checkpoint-key"
+
+    def resolved_audit_key(self) -> bytes | None:
+        if self.audit_checkpoint_key is not None:
+            return self.audit_checkpoint_key.get_secret_value().encode()
+        if self.audit_key_file.exists():
+            return self.audit_key_file.read_text().strip().encode()
+        return None
 
     @property
     def admin_token_file(self) -> Path:

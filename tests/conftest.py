@@ -29,6 +29,7 @@ from runtime.temporal import build_worker
 
 BIN = Path(sys.executable).parent
 TASK_QUEUE = "accord-test"
+AUDIT_KEY = b"test-audit-checkpoint-key"
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +91,7 @@ async def app(client: Client, pool: asyncpg.Pool):
     from api.app import create_app
     from api.services import Services
 
-    return create_app(Services(pool=pool, client=client, task_queue=TASK_QUEUE))
+    return create_app(Services(pool=pool, client=client, task_queue=TASK_QUEUE, audit_key=AUDIT_KEY))
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

@@ -280,7 +280,7 @@ async def refused(action: Awaitable[Any], kind: str = "Refused", says: str | Non
 
 async def audit_rows(pool: asyncpg.Pool, workflow_id: str) -> list[asyncpg.Record]:
     async with pool.acquire() as conn:
-        return await conn.fetch("SELECT * FROM audit_events WHERE workflow_id = $1 ORDER BY id", workflow_id)
+        return await conn.fetch("SELECT * FROM audit_events WHERE workflow_id = $1 ORDER BY seq", workflow_id)
 
 
 async def assert_audit_trail(pool: asyncpg.Pool, workflow_id: str, last_seq: int) -> list[asyncpg.Record]:

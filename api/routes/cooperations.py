@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 from temporalio.client import WorkflowUpdateFailedError
 
+from api.audit_log import record_access
 from api.errors import ApiError, field_error, from_update_failure, not_found
 from api.schemas import (
     AgreementEdit,
     AgreementIn,
     AgreementView,
-    AuditEventView,
     CooperationDetail,
     CooperationIn,
     CooperationSummary,
@@ -27,8 +27,10 @@ from api.schemas import (
     TerminationIn,
 )
 from api.services import ActorDep, RequestIdDep, Services, ServicesDep, new_id, office_today
+from api.routes.audit import AuditEvent, json_ready
 from api.writes import cooperation_action
-from db import queries
+from db import audit_queries, queries
+from db.audit_queries import AuditFilter
 from domain.cooperation import (
     CooperationState,
     CreateCooperation,
@@ -126,13 +128,16 @@ async def get_agreement(cooperation_id: Identifier, agreement_id: Identifier, se
     return view
 
 
-@router.get("/{cooperation_id}/audit", response_model=list[AuditEventView])
-async def cooperation_audit(cooperation_id: Identifier, services: ServicesDep, actor: ActorDep) -> list[dict]:
-    """The audit events of a cooperation and its projects, oldest first."""
+@router.get("/{cooperation_id}/audit", response_model=list[AuditEvent])
+async def cooperation_audit(cooperation_id: Identifier, request: Request, services: ServicesDep,
+                            actor: ActorDep) -> list[dict]:
+    """The audit events of a cooperation and its projects, oldest first (the last 1,000; /audit pages on)."""
     async with services.pool.acquire() as conn:
         if await queries.cooperation_stage(conn, cooperation_id) is None:
             raise not_found(f"cooperation {cooperation_id}")
-        return [dict(r) for r in await queries.audit_events(conn, cooperation_id=cooperation_id)]
+        items, _ = await audit_queries.search(conn, AuditFilter(cooperation_id=cooperation_id), 1000, None)
+        await record_access(conn, request, actor, "audit.searched", {"cooperation_id": cooperation_id})
+    return [json_ready(i) for i in reversed(items)]
 
 
 # ---------------------------------------------------------------- negotiation and agreements

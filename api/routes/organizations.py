@@ -10,8 +10,8 @@ from api.errors import conflict, not_found
 from api.schemas import Organization, OrganizationIn, OrganizationKind, Person, PersonIn
 from api.services import ActorDep, RequestIdDep, ServicesDep, new_id
 from db import queries
-from db.readmodel import insert_audit
-from domain.audit import Change
+from api.audit_log import event_for
+from db.audit_chain import append
 from domain.types import Identifier, Name
 
 router = APIRouter(prefix="/organizations", tags=["organizations"])
@@ -27,10 +27,8 @@ async def create_organization(body: OrganizationIn, services: ServicesDep, actor
         if row is None:
             existing = await queries.organization_by_name(conn, body.name)
             raise conflict(f"an organization named {body.name!r} exists already (id {existing['id'] if existing else '?'})")
-        await insert_audit(conn, occurred_at=row["created_at"], actor=actor, request_id=request_id,
-                           change=Change(action="organization.created", entity_type="organization", entity_id=org_id,
-                                         after=body.model_dump(mode="json")),
-                           cooperation_id=None, project_id=None)
+        await append(conn, event_for(actor, request_id=request_id, action="organization.created",
+                                     entity_type="organization", entity_id=org_id, after=body.model_dump(mode="json")))
     return dict(row)
 
 
@@ -60,10 +58,9 @@ async def add_person(organization_id: Identifier, body: PersonIn, services: Serv
         if await queries.organization(conn, organization_id) is None:
             raise not_found(f"organization {organization_id}")
         row = await queries.insert_person(conn, person_id, organization_id, body.name, body.title)
-        await insert_audit(conn, occurred_at=row["created_at"], actor=actor, request_id=request_id,
-                           change=Change(action="person.created", entity_type="person", entity_id=person_id,
-                                         after={"organization_id": organization_id, **body.model_dump(mode="json")}),
-                           cooperation_id=None, project_id=None)
+        await append(conn, event_for(actor, request_id=request_id, action="person.created", entity_type="person",
+                                     entity_id=person_id,
+                                     after={"organization_id": organization_id, **body.model_dump(mode="json")}))
     return dict(row)
 
 

@@ -1,4 +1,4 @@
--- Accord read model, audit trail, users and tokens.
+-- Accord read model, users and tokens (the audit trail is in 002).
 -- Temporal holds the lifecycle; these tables hold what is read and what must last.
 
 CREATE TABLE users (
@@ -154,33 +154,6 @@ CREATE TABLE investments (
     recorded_by    text NOT NULL,
     PRIMARY KEY (project_id, id)
 );
-
--- Append-only audit trail. (workflow_id, event_seq) makes an activity retry a no-op.
-CREATE TABLE audit_events (
-    id             bigserial PRIMARY KEY,
-    recorded_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
-    occurred_at    timestamptz NOT NULL,
-    actor_id       text NOT NULL,
-    actor_name     text NOT NULL,
-    actor_role     text NOT NULL,
-    auth_method    text NOT NULL,
-    request_id     text,
-    action         text NOT NULL,
-    entity_type    text NOT NULL,
-    entity_id      text NOT NULL,
-    cooperation_id text,
-    project_id     text,
-    before         jsonb NOT NULL,
-    after          jsonb NOT NULL,
-    comment        text,
-    outcome        text NOT NULL DEFAULT 'succeeded',
-    workflow_id    text,
-    run_id         text,
-    event_seq      integer,
-    UNIQUE (workflow_id, event_seq)
-);
-CREATE INDEX audit_events_cooperation ON audit_events (cooperation_id, id);
-CREATE INDEX audit_events_entity ON audit_events (entity_type, entity_id, id);
 
 -- Idempotency-Key: a retried POST returns the stored answer instead of acting twice.
 CREATE TABLE idempotency_keys (

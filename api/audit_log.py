@@ -1,0 +1,124 @@
+"""Audit events written by the API itself: reads of the audit trail, and refused or failed attempts.
+
+Accepted lifecycle actions are recorded by the workflow's write (one event each, in
+the same transaction as the change). What never reaches a workflow is recorded here:
+an attempt the API refused (401, 404, 409, 422) or could not carry out (5xx), and
+every search or export of the audit trail.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import asyncpg
+from fastapi import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from db.audit_chain import AuditEvent, append
+from domain.audit import Actor
+
+log = logging.getLogger("accord.audit")
+
+ANONYMOUS = Actor(user_id="anonymous", name="(not authenticated)", role="none", auth_method="none")
+_WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+_MAX_ERROR = 2000
+
+
+def origin(headers: dict[str, str], client: tuple[str, int] | None) -> tuple[str | None, str | None]:
+    """Source IP and user agent. X-Forwarded-For is trusted only as uvicorn's proxy settings allow."""
+    return (client[0] if client else None), (headers.get("user-agent") or None)
+
+
+def with_origin(actor: Actor, request: Request) -> Actor:
+    """The actor plus where the request came from, as recorded by every event it causes."""
+    ip, agent = origin({k.lower(): v for k, v in request.headers.items()},
+                       (request.client.host, request.client.port) if request.client else None)
+    return actor.model_copy(update={"source_ip": ip, "user_agent": agent[:500] if agent else None})
+
+
+def event_for(actor: Actor, **fields: Any) -> AuditEvent:
+    return AuditEvent(
+        actor_id=actor.user_id, actor_name=actor.name, actor_role=actor.role, auth_method=actor.auth_method,
+        actor_department=actor.department, source_ip=actor.source_ip, user_agent=actor.user_agent, **fields,
+    )
+
+
+async def record_access(conn: asyncpg.Connection, request: Request, actor: Actor, action: str,
+                        details: dict[str, Any]) -> None:
+    """One event for a search, export or verification of the audit trail."""
+    async with conn.transaction():
+        await append(conn, event_for(
+            with_origin(actor, request), request_id=getattr(request.state, "request_id", None), action=action,
+            entity_type="audit_trail", entity_id="audit_events",
+            after=json.loads(json.dumps(details, default=str)),
+        ))
+
+
+class AttemptAuditMiddleware:
+    """Records every write the API refused or failed, and every rejected credential."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 0
+        body: list[bytes] = []
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body" and status >= 400:
+                body.append(message.get("body", b""))
+            await send(message)
+
+        await self.app(scope, receive, watch)
+        if status >= 400 and (scope["method"] in _WRITES or status == 401):
+            try:
+                await self._record(scope, status, b"".join(body))
+            except Exception:  # the answer is already sent; losing the record must be loud
+                log.exception("could not record a refused attempt")
+
+    async def _record(self, scope: Scope, status: int, body: bytes) -> None:
+        state = scope.get("state", {})
+        actor: Actor = state.get("actor") or ANONYMOUS
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        ip, agent = origin(headers, scope.get("client"))
+        route = scope.get("route")
+        endpoint = getattr(route, "name", None) or "unknown_route"
+        params = {k: str(v) for k, v in (scope.get("path_params") or {}).items()}
+        entity_type, entity_id = _entity(params)
+        pool = scope["app"].state.services.pool
+        async with pool.acquire() as conn, conn.transaction():
+            await append(conn, AuditEvent(
+                actor_id=actor.user_id, actor_name=actor.name, actor_role=actor.role,
+                auth_method=actor.auth_method, actor_department=actor.department, source_ip=ip,
+                user_agent=agent[:500] if agent else None, request_id=state.get("request_id"),
+                action="auth.rejected" if status == 401 else f"api.{endpoint}",
+                entity_type=entity_type, entity_id=entity_id,
+                cooperation_id=params.get("cooperation_id"), project_id=params.get("project_id"),
+                after={"method": scope["method"], "path": scope["path"], "status": status},
+                outcome="failed" if status >= 500 else "refused",
+                error=_detail(body)[:_MAX_ERROR],
+            ))
+
+
+def _entity(params: dict[str, str]) -> tuple[str, str]:
+    """The most specific record the path names."""
+    for key in ("milestone_id", "agreement_id", "project_id", "cooperation_id", "organization_id"):
+        if key in params:
+            return key.removesuffix("_id"), params[key]
+    return "request", "-"
+
+
+def _detail(body: bytes) -> str:
+    try:
+        detail = json.loads(body).get("detail")
+    except (ValueError, AttributeError):
+        return body.decode("utf-8", "replace")
+    return detail if isinstance(detail, str) else json.dumps(detail, ensure_ascii=False)
