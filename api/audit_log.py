@@ -90,7 +90,7 @@ class AttemptAuditMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         ip, agent = origin(headers, scope.get("client"))
         route = scope.get("route")
-        endpoint = getattr(route, "name", None) or "unknown_route"
+        endpoint = f"{scope['method']} {getattr(route, 'path', scope['path'])}"
         params = {k: str(v) for k, v in (scope.get("path_params") or {}).items()}
         entity_type, entity_id = _entity(params)
         pool = scope["app"].state.services.pool
@@ -99,7 +99,7 @@ class AttemptAuditMiddleware:
                 actor_id=actor.user_id, actor_name=actor.name, actor_role=actor.role,
                 auth_method=actor.auth_method, actor_department=actor.department, source_ip=ip,
                 user_agent=agent[:500] if agent else None, request_id=state.get("request_id"),
-                action="auth.rejected" if status == 401 else f"api.{endpoint}",
+                action="auth.rejected" if status == 401 else f"api:{endpoint}",
                 entity_type=entity_type, entity_id=entity_id,
                 cooperation_id=params.get("cooperation_id"), project_id=params.get("project_id"),
                 after={"method": scope["method"], "path": scope["path"], "status": status},

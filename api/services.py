@@ -48,8 +48,8 @@ async def get_actor(
             detail="a valid API token is required (Authorization: Bearer <token>)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    actor = with_origin(Actor(user_id=user.id, name=user.display_name, role=user.role, auth_method="api_token"),
-                        request)
+    actor = with_origin(Actor(user_id=user.id, name=user.display_name, role=user.role, auth_method="api_token",
+                              department=user.department), request)
     request.state.actor = actor
     return actor
 

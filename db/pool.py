@@ -16,3 +16,10 @@ async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10) -> asyncp
     pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)
     assert pool is not None
     return pool
+
+
+async def connect(dsn: str) -> asyncpg.Connection:
+    """One connection with the same codecs as the pool (for CLI commands and migrations)."""
+    conn = await asyncpg.connect(dsn)
+    await _init_connection(conn)
+    return conn

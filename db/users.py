@@ -24,19 +24,21 @@ class User:
     username: str
     display_name: str
     role: str
+    department: str | None = None
 
 
-async def create_user(conn: asyncpg.Connection, username: str, display_name: str, role: str) -> User:
+async def create_user(conn: asyncpg.Connection, username: str, display_name: str, role: str,
+                      department: str | None = None) -> User:
     user_id = uuid.uuid4().hex
     await conn.execute(
-        "INSERT INTO users (id, username, display_name, role) VALUES ($1, $2, $3, $4)",
-        user_id, username, display_name, role,
+        "INSERT INTO users (id, username, display_name, role, department) VALUES ($1, $2, $3, $4, $5)",
+        user_id, username, display_name, role, department,
     )
-    return User(user_id, username, display_name, role)
+    return User(user_id, username, display_name, role, department)
 
 
 async def find_user(conn: asyncpg.Connection, username: str) -> User | None:
-    row = await conn.fetchrow("SELECT id, username, display_name, role FROM users WHERE username = $1", username)
+    row = await conn.fetchrow("SELECT id, username, display_name, role, department FROM users WHERE username = $1", username)
     return User(**dict(row)) if row else None
 
 
@@ -53,7 +55,7 @@ async def issue_token(conn: asyncpg.Connection, user_id: str, name: str, expires
 async def user_for_token(conn: asyncpg.Connection, token: str) -> User | None:
     row = await conn.fetchrow(
         """
-        SELECT u.id, u.username, u.display_name, u.role
+        SELECT u.id, u.username, u.display_name, u.role, u.department
         FROM api_tokens t JOIN users u ON u.id = t.user_id
         WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
         """,

@@ -37,9 +37,13 @@ def cmd_dev(args: argparse.Namespace) -> None:
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
     database_url = settings.database_url
+    app_database_url = database_url
     if database_url is None:
         print(f"Starting PostgreSQL (data in {settings.embedded_database_dir}) ...", flush=True)
         database_url = start_embedded_postgres(settings.embedded_database_dir, "accord").url
+        # The owner migrates; the worker and API connect as accord_app, which may only
+        # insert into the audit trail (the embedded server trusts its local socket).
+        app_database_url = database_url.replace("postgresql://postgres:@", "postgresql://accord_app:@", 1)
     temporal: TemporalDevServer | None = None
     address = settings.temporal_address
     if address is None:
@@ -49,7 +53,8 @@ def cmd_dev(args: argparse.Namespace) -> None:
         temporal.start()
         address = temporal.address
     try:
-        asyncio.run(_serve_everything(settings, database_url, address, show_temporal_ui=temporal is not None))
+        asyncio.run(_serve_everything(settings, database_url, app_database_url or database_url, address,
+                                      show_temporal_ui=temporal is not None))
     finally:
         if temporal is not None:
             print("Stopping the Temporal dev server ...", flush=True)
@@ -77,7 +82,10 @@ class _Server:
         self.server.should_exit = True
 
 
-async def _serve_everything(settings: Settings, database_url: str, address: str, show_temporal_ui: bool) -> None:
+async def _serve_everything(settings: Settings, owner_url: str, database_url: str, address: str,
+                            show_temporal_ui: bool) -> None:
+    from db.pool import connect as connect_db
+
     from api.app import create_app
     from api.services import Services
     from db.migrate import migrate
@@ -85,11 +93,16 @@ async def _serve_everything(settings: Settings, database_url: str, address: str,
     from runtime.checkpoints import checkpoint_once, checkpoint_periodically
     from runtime.temporal import build_worker, connect
 
+    owner = await connect_db(owner_url)
+    try:
+        await migrate(owner)
+        if database_url != owner_url:
+            await owner.execute("ALTER ROLE accord_app LOGIN")
+        token = await _ensure_admin(owner, settings.admin_token_file)
+    finally:
+        await owner.close()
     pool = await create_pool(database_url, max_size=settings.database_pool_size)
     try:
-        async with pool.acquire() as conn:
-            await migrate(conn)
-            token = await _ensure_admin(conn, settings.admin_token_file)
         audit_key = _ensure_audit_key(settings)
         client = await connect(address, settings.temporal_namespace)
         worker = build_worker(client, pool, settings.task_queue)
@@ -125,12 +138,18 @@ def _ensure_audit_key(settings: Settings) -> bytes:
 
 async def _ensure_admin(conn: object, token_file: Path) -> str | None:
     """On first start create `admin` and its token; the token is printed and kept in the data dir."""
+    from db.audit_chain import AuditEvent, append
     from db.users import create_user, find_user, issue_token
 
     if await find_user(conn, "admin") is not None:  # type: ignore[arg-type]
         return None
-    user = await create_user(conn, "admin", "Administrator", "admin")  # type: ignore[arg-type]
-    token = await issue_token(conn, user.id, "created by accord dev")  # type: ignore[arg-type]
+    async with conn.transaction():  # type: ignore[attr-defined]
+        user = await create_user(conn, "admin", "Administrator", "admin")  # type: ignore[arg-type]
+        token = await issue_token(conn, user.id, "created by accord dev")  # type: ignore[arg-type]
+        await append(conn, AuditEvent(  # type: ignore[arg-type]
+            actor_id="system", actor_name="accord dev", actor_role="system", auth_method="cli",
+            action="user.created", entity_type="user", entity_id=user.id,
+            after={"username": "admin", "role": "admin", "api_token": "issued (secret not recorded)"}))
     token_file.write_text(token + "\n")
     token_file.chmod(0o600)
     return token
@@ -197,13 +216,13 @@ def cmd_api(args: argparse.Namespace) -> None:
 
 def cmd_migrate(args: argparse.Namespace) -> None:
     async def main() -> None:
-        import asyncpg
+        from db.pool import connect as connect_db
 
         from db.migrate import migrate
         from runtime.connections import require
 
         database_url = args.database_url or require(get_settings())[0]
-        conn = await asyncpg.connect(database_url)
+        conn = await connect_db(database_url)
         try:
             applied = await migrate(conn)
         finally:
@@ -215,19 +234,26 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 
 def cmd_user_create(args: argparse.Namespace) -> None:
     async def main() -> None:
-        import asyncpg
+        from db.pool import connect as connect_db
 
+        from db.audit_chain import AuditEvent, append
         from db.users import create_user, find_user, issue_token
         from runtime.connections import require
 
         database_url = args.database_url or require(get_settings())[0]
-        conn = await asyncpg.connect(database_url)
+        conn = await connect_db(database_url)
         try:
             async with conn.transaction():
                 if await find_user(conn, args.username) is not None:
                     raise SystemExit(f"user {args.username!r} exists already")
-                user = await create_user(conn, args.username, args.name or args.username, args.role)
+                user = await create_user(conn, args.username, args.name or args.username, args.role,
+                                         args.department)
                 token = await issue_token(conn, user.id, "created by accord user create")
+                await append(conn, AuditEvent(
+                    actor_id="system", actor_name="accord user create", actor_role="system", auth_method="cli",
+                    action="user.created", entity_type="user", entity_id=user.id,
+                    after={"username": user.username, "display_name": user.display_name, "role": user.role,
+                           "department": user.department, "api_token": "issued (secret not recorded)"}))
         finally:
             await conn.close()
         print(f"created user {user.username} ({user.role}); API token (shown once):\n{token}")
@@ -250,13 +276,13 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 def cmd_audit(args: argparse.Namespace) -> None:
     async def main() -> None:
-        import asyncpg
+        from db.pool import connect as connect_db
 
         from runtime import audit_admin
         from runtime.connections import require, require_audit_key
 
         settings = get_settings()
-        conn = await asyncpg.connect(args.database_url or require(settings)[0])
+        conn = await connect_db(args.database_url or require(settings)[0])
         try:
             if args.audit_command == "verify":
                 result = await audit_admin.run_verify(conn, require_audit_key(settings))
@@ -298,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", help="display name (default: the username)")
     create.add_argument("--role", default="liaison_officer",
                         choices=["liaison_officer", "reviewer", "leader", "auditor", "admin"])
+    create.add_argument("--department", help="e.g. Investment Promotion Bureau")
     create.add_argument("--database-url")
     create.set_defaults(func=cmd_user_create)
     audit = sub.add_parser("audit", help="the audit trail").add_subparsers(dest="audit_command", required=True)

@@ -6,6 +6,7 @@ CREATE TABLE users (
     username      text NOT NULL UNIQUE,
     display_name  text NOT NULL,
     role          text NOT NULL,
+    department    text,
     created_at    timestamptz NOT NULL DEFAULT now()
 );
 
