@@ -90,8 +90,8 @@ class AttemptAuditMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         ip, agent = origin(headers, scope.get("client"))
         route = scope.get("route")
-        endpoint = f"{scope['method']} {getattr(route, 'path', scope['path'])}"
-        params = {k: str(v) for k, v in (scope.get("path_params") or {}).items()}
+        endpoint = _text(f"{scope['method']} {getattr(route, 'path', scope['path'])}")
+        params = {k: _text(str(v)) for k, v in (scope.get("path_params") or {}).items()}
         entity_type, entity_id = _entity(params)
         pool = scope["app"].state.services.pool
         async with pool.acquire() as conn, conn.transaction():
@@ -102,9 +102,9 @@ class AttemptAuditMiddleware:
                 action="auth.rejected" if status == 401 else f"api:{endpoint}",
                 entity_type=entity_type, entity_id=entity_id,
                 cooperation_id=params.get("cooperation_id"), project_id=params.get("project_id"),
-                after={"method": scope["method"], "path": scope["path"], "status": status},
+                after={"method": scope["method"], "path": _text(scope["path"]), "status": status},
                 outcome="failed" if status >= 500 else "refused",
-                error=_detail(body)[:_MAX_ERROR],
+                error=_text(_detail(body))[:_MAX_ERROR],
             ))
 
 
@@ -114,6 +114,11 @@ def _entity(params: dict[str, str]) -> tuple[str, str]:
         if key in params:
             return key.removesuffix("_id"), params[key]
     return "request", "-"
+
+
+def _text(value: str) -> str:
+    """PostgreSQL text cannot hold NUL: keep a visible mark of it instead of losing the event."""
+    return value.replace("\x00", "\\x00")
 
 
 def _detail(body: bytes) -> str:

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -62,8 +63,17 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
 
+async def _model_error(request: Request, exc: ValidationError) -> JSONResponse:
+    """A domain command refused the input the API passed on: still the client's input, so 422."""
+    errors = [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+
 async def _rpc_error(request: Request, exc: RPCError) -> JSONResponse:
-    log.error("Temporal unavailable: %s", exc)
+    if exc.status == RPCStatusCode.RESOURCE_EXHAUSTED:  # e.g. over 10 Updates in flight on one workflow
+        return JSONResponse({"detail": "too many actions in progress on this record; nothing was changed, retry"},
+                            status_code=429, headers={"Retry-After": "1"})
+    log.error("Temporal call failed: %s (%s)", exc, exc.status)
     return JSONResponse({"detail": "the workflow service is unavailable; nothing was changed, try again"},
                         status_code=503)
 
@@ -71,4 +81,5 @@ async def _rpc_error(request: Request, exc: RPCError) -> JSONResponse:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(ValidationError, _model_error)  # type: ignore[arg-type]
     app.add_exception_handler(RPCError, _rpc_error)  # type: ignore[arg-type]

@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from domain.cooperation import AgreementKind, NegotiationKind, Stage
 from domain.project import ProjectStatus
@@ -104,17 +104,40 @@ class PartyIn(Body):
     signatory_title: Name
 
 
+# A step name appears in URLs (…/review-steps/{step}/approve): no slash.
+StepName = Annotated[Name, StringConstraints(pattern=r"^[^/]+$")]
+
+
+def _distinct(parties: list[PartyIn] | None, steps: list[str] | None) -> None:
+    if parties is not None and len({p.organization_id for p in parties}) != len(parties):
+        raise ValueError("each organization may appear only once among the parties")
+    if steps is not None and len(set(steps)) != len(steps):
+        raise ValueError("review step names must be distinct")
+
+
 class AgreementIn(Body):
     kind: AgreementKind
     title: Name
     parties: list[PartyIn] = Field(min_length=2, max_length=20)
-    review_steps: list[Name] | None = Field(default=None, max_length=10)
+    review_steps: list[StepName] | None = Field(default=None, max_length=10)
+
+    @model_validator(mode="after")
+    def _check(self) -> AgreementIn:
+        _distinct(self.parties, self.review_steps)
+        return self
 
 
 class AgreementEdit(Body):
     title: Name | None = None
     parties: list[PartyIn] | None = Field(default=None, min_length=2, max_length=20)
-    review_steps: list[Name] | None = Field(default=None, max_length=10)
+    review_steps: list[StepName] | None = Field(default=None, max_length=10)
+
+    @model_validator(mode="after")
+    def _check(self) -> AgreementEdit:
+        if self.title is None and self.parties is None and self.review_steps is None:
+            raise ValueError("nothing to change: give title, parties or review_steps")
+        _distinct(self.parties, self.review_steps)
+        return self
 
 
 class ReviewDecisionIn(Body):
@@ -146,7 +169,7 @@ class ProjectIn(Body):
     responsible_department: Name
     responsible_officer: Name
     milestones: list[MilestoneIn] | None = Field(
-        default=None, max_length=100,
+        default=None, min_length=1, max_length=100,
         description="Omit to use the default template, dated from the investment agreement's signing.",
     )
 

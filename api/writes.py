@@ -9,8 +9,8 @@ from api.errors import conflict, from_update_failure, is_closed_workflow, not_fo
 from api.services import Services
 from db import queries
 from domain.audit import Actor
-from domain.cooperation import CooperationCommand, CooperationState
-from domain.project import ProjectCommand, ProjectState
+from domain.cooperation import CLOSED_STAGES, CooperationCommand, CooperationState
+from domain.project import CLOSED_STATUSES, ProjectCommand, ProjectState
 from runtime.lifecycle import act_on_cooperation, act_on_project
 
 
@@ -27,10 +27,10 @@ async def cooperation_action(
         raise from_update_failure(error) from None
     except RPCError as error:
         # The workflow has ended (completed or terminated): the read model says which.
-        if is_closed_workflow(error):
+        if is_closed_workflow(error) and stage[0] in CLOSED_STAGES:
             name, reason = stage
             raise conflict(f"the cooperation is {name}{f' ({reason})' if reason else ''}; nothing can change any more")
-        raise
+        raise  # a closed workflow the read model calls open is an operations problem: 503
 
 
 async def project_action(
@@ -45,7 +45,7 @@ async def project_action(
     except WorkflowUpdateFailedError as error:
         raise from_update_failure(error) from None
     except RPCError as error:
-        if is_closed_workflow(error):
+        if is_closed_workflow(error) and status[0] in CLOSED_STATUSES:
             name, reason = status
             raise conflict(f"the project is {name}{f' ({reason})' if reason else ''}; nothing can change any more")
         raise

@@ -196,14 +196,17 @@ async def verify(conn: asyncpg.Connection, key: bytes, batch: int = 5000) -> Ver
     last_seq = expected - 1
     if head["seq"] > last_seq:
         return Verdict(False, count, last_seq + 1, "truncated", f"the head says {head['seq']} events, found {last_seq}")
-    if head["seq"] < last_seq or bytes(head["hash"]) != prev:
+    if head["seq"] < last_seq:
         return Verdict(False, count, head["seq"] + 1, "inserted", "events follow the recorded head of the chain")
     vouched = start["seq"]  # the last seq a valid checkpoint (or the archive) vouches for
     for checkpoint in checkpoint_rows:
         seq = checkpoint["seq"]
         if not hmac.compare_digest(bytes(checkpoint["signature"]),
                                    checkpoint_signature(key, seq, bytes(checkpoint["hash"]))):
-            return Verdict(False, count, seq, "rewritten", f"checkpoint at seq {seq} is not signed by our key")
+            # A forged checkpoint may cover a recomputed chain: only the valid ones before it vouch.
+            return Verdict(False, count, vouched + 1, "rewritten",
+                           f"checkpoint at seq {seq} is not signed by our key; "
+                           f"nothing after seq {vouched} is vouched for")
         if seq > last_seq:
             return Verdict(False, count, last_seq + 1, "truncated", f"a checkpoint vouches for seq {seq}")
         if seq in hashes and hashes[seq] != bytes(checkpoint["hash"]):
@@ -211,4 +214,9 @@ async def verify(conn: asyncpg.Connection, key: bytes, batch: int = 5000) -> Ver
                            f"the chain was recomputed: event {seq} no longer has the hash signed at checkpoint; "
                            f"the change lies in events {vouched + 1}..{seq}")
         vouched = max(vouched, seq)
+    if bytes(head["hash"]) != prev:
+        # Same length, another last hash: the chain was recomputed (after the last valid checkpoint).
+        return Verdict(False, count, vouched + 1, "rewritten",
+                       f"the last event's hash is not the one the chain head recorded; "
+                       f"the change lies after seq {vouched}")
     return Verdict(True, count, checkpoints=len(checkpoint_rows))

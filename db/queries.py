@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -16,6 +17,9 @@ _OVERDUE = """
     WHERE m.cooperation_id = c.id AND m.status = 'open' AND m.due_date < $1
       AND p.status IN ('planned', 'active')
 """
+
+
+_CURSOR_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 
 
 class BadCursor(ValueError):
@@ -31,8 +35,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, row_id = json.loads(raw)
-        return datetime.fromisoformat(created_at), str(row_id)
-    except (ValueError, TypeError) as error:
+        moment = datetime.fromisoformat(created_at)
+        if moment.tzinfo is None or not 1970 <= moment.year <= 9000 or not _CURSOR_ID.fullmatch(str(row_id)):
+            raise ValueError("out of range")
+        return moment, str(row_id)
+    except (ValueError, TypeError, OverflowError) as error:
         raise BadCursor("cursor is not one this API returned") from error
 
 

@@ -16,7 +16,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, Field, model_validator
 
 from domain.audit import ActionContext, Change, change_of
-from domain.errors import Invalid, NotFound, Refused
+from domain.errors import Invalid, NotFound, Refused, check_record_size
 from domain.project import MilestoneSpec, ProjectStatus
 from domain.templates import DEFAULT_REVIEW_CHAIN
 from domain.types import Identifier, LongText, Money, Name, ShortText
@@ -31,6 +31,7 @@ class Stage(StrEnum):
 
 
 CLOSED_STAGES = {Stage.completed, Stage.terminated}
+
 
 
 class NegotiationKind(StrEnum):
@@ -350,6 +351,7 @@ def apply(state: CooperationState, cmd: CooperationCommand, ctx: ActionContext) 
     handler = _HANDLERS[type(cmd)]
     change = handler(state, cmd, ctx)
     state.updated_at = ctx.now
+    check_record_size(state, "cooperation")
     return change
 
 

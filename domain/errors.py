@@ -30,3 +30,15 @@ class Invalid(DomainError):
 
 
 ERROR_KINDS: dict[str, type[DomainError]] = {cls.kind: cls for cls in (Refused, NotFound, Invalid)}
+
+
+# The whole state of a record travels in Temporal payloads (2 MB each) and in every
+# Update's answer in history: a bound well below keeps a years-long record healthy.
+MAX_RECORD_BYTES = 256_000
+
+
+def check_record_size(state: object, what: str) -> None:
+    size = len(state.model_dump_json())  # type: ignore[attr-defined]
+    if size > MAX_RECORD_BYTES:
+        raise Invalid(f"this {what} record would grow to {size:,} bytes, over the {MAX_RECORD_BYTES:,} one record "
+                      "may hold; shorten the text or split the record")

@@ -14,7 +14,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, Field, computed_field
 
 from domain.audit import ActionContext, Change, change_of
-from domain.errors import Invalid, NotFound, Refused
+from domain.errors import Invalid, NotFound, Refused, check_record_size
 from domain.types import Identifier, Money, Name, PositiveMoney, ShortText
 
 
@@ -27,6 +27,7 @@ class ProjectStatus(StrEnum):
 
 
 CLOSED_STATUSES = {ProjectStatus.completed, ProjectStatus.cancelled}
+MAX_TOTAL = Decimal("99999999999999.99")  # what numeric(16, 2) holds
 
 
 class MilestoneSpec(BaseModel):
@@ -183,6 +184,7 @@ def apply(state: ProjectState, cmd: ProjectCommand, ctx: ActionContext) -> Chang
         raise Refused(f"the project is suspended ({state.status_reason}); resume it first")
     change = _HANDLERS[type(cmd)](state, cmd, ctx)
     state.updated_at = ctx.now
+    check_record_size(state, "project")
     return change
 
 
@@ -235,6 +237,8 @@ def _record_investment(state: ProjectState, cmd: RecordInvestment, ctx: ActionCo
         raise Refused(f"investment entry {cmd.entry_id} is already recorded")
     if cmd.received_on > ctx.today():
         raise Invalid("received_on is in the future")
+    if state.realized_investment + cmd.amount > MAX_TOTAL:
+        raise Invalid(f"the realized total would exceed CNY {MAX_TOTAL:,}; check the amount")
     entry = InvestmentEntry(entry_id=cmd.entry_id, received_on=cmd.received_on, amount=cmd.amount,
                             source_note=cmd.source_note, recorded_by=ctx.actor.name)
     state.investments.append(entry)
