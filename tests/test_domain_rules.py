@@ -813,10 +813,13 @@ def test_closed_project_refuses_everything(closing: str) -> None:
 
 def test_realized_investment_sums_exactly() -> None:
     state = new_project()
-    for i, amount in enumerate(["0.10", "0.20", "99999999999999.99", "0.01"]):
+    for i, amount in enumerate(["0.10", "0.20", "99999999999999.00", "0.69"]):
         state, _ = pact(state, invest(f"e{i}", amount))
     total = state.realized_investment
     assert isinstance(total, Decimal)
-    assert total == Decimal("100000000000000.30")
-    assert str(total) == "100000000000000.30"
+    assert total == Decimal("99999999999999.99")
+    assert str(total) == "99999999999999.99"
+    # One fen more would not fit numeric(16, 2): refused, not silently wrapped or rounded.
+    with pytest.raises(Invalid, match="would exceed"):
+        pact(state, invest("e9", "0.01"))
     assert pact(new_project(), invest("a", "0.10"))[0].realized_investment + Decimal("0.20") == Decimal("0.30")
