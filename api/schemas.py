@@ -13,7 +13,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from domain.cooperation import AgreementKind, NegotiationKind, Stage
+from domain.cooperation import AgreementKind, CooperationDetails, NegotiationDetails, NegotiationKind, Stage
 from domain.project import ProjectStatus
 from domain.types import Identifier, LongText, Money, Name, PositiveMoney, ShortText
 
@@ -63,39 +63,12 @@ class Person(BaseModel):
 # ---------------------------------------------------------------- cooperation actions
 
 
-class CooperationIn(Body):
-    title: Name
-    lead_organization_id: Identifier
-    partner_organization_id: Identifier
-    areas: list[Name] = Field(default_factory=list, max_length=50)
-    liaison_officer: Name
-    department: Name | None = None
-    started_on: date | None = None
-    target_signing_date: date | None = None
-    description: LongText = ""
-
-    @model_validator(mode="after")
-    def _check(self) -> CooperationIn:
-        if self.started_on and self.target_signing_date and self.target_signing_date < self.started_on:
-            raise ValueError("target_signing_date must not be before started_on")
-        if self.lead_organization_id == self.partner_organization_id:
-            raise ValueError("lead and partner must be different organizations")
-        return self
+class CooperationIn(Body, CooperationDetails):
+    """Lead and partner are organization ids; their names are taken from the registry."""
 
 
-class NegotiationEventIn(Body):
-    kind: NegotiationKind
-    occurred_on: date
-    ends_on: date | None = None
-    place: Name | None = None
-    participants: list[Name] = Field(default_factory=list, max_length=100)
-    summary: LongText = ""
-
-    @model_validator(mode="after")
-    def _check(self) -> NegotiationEventIn:
-        if self.ends_on and self.ends_on < self.occurred_on:
-            raise ValueError("ends_on must not be before occurred_on")
-        return self
+class NegotiationEventIn(Body, NegotiationDetails):
+    pass
 
 
 class PartyIn(Body):

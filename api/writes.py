@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
@@ -13,24 +16,16 @@ from domain.cooperation import CLOSED_STAGES, CooperationCommand, CooperationSta
 from domain.project import CLOSED_STATUSES, ProjectCommand, ProjectState
 from runtime.lifecycle import act_on_cooperation, act_on_project
 
+T = TypeVar("T")
+
 
 async def cooperation_action(
     services: Services, cooperation_id: str, actor: Actor, command: CooperationCommand, request_id: str
 ) -> CooperationState:
     async with services.pool.acquire() as conn:
         stage = await queries.cooperation_stage(conn, cooperation_id)
-    if stage is None:
-        raise not_found(f"cooperation {cooperation_id}")
-    try:
-        return await act_on_cooperation(services.client, cooperation_id, actor, command, request_id)
-    except WorkflowUpdateFailedError as error:
-        raise from_update_failure(error) from None
-    except RPCError as error:
-        # The workflow has ended (completed or terminated): the read model says which.
-        if is_closed_workflow(error) and stage[0] in CLOSED_STAGES:
-            name, reason = stage
-            raise conflict(f"the cooperation is {name}{f' ({reason})' if reason else ''}; nothing can change any more")
-        raise  # a closed workflow the read model calls open is an operations problem: 503
+    return await _send("cooperation", cooperation_id, stage, CLOSED_STAGES,
+                       act_on_cooperation(services.client, cooperation_id, actor, command, request_id))
 
 
 async def project_action(
@@ -38,14 +33,23 @@ async def project_action(
 ) -> ProjectState:
     async with services.pool.acquire() as conn:
         status = await queries.project_status(conn, project_id)
-    if status is None:
-        raise not_found(f"project {project_id}")
+    return await _send("project", project_id, status, CLOSED_STATUSES,
+                       act_on_project(services.client, project_id, actor, command, request_id))
+
+
+async def _send(what: str, record_id: str, known: tuple[str, str | None] | None, closed: set,
+                update: Coroutine[Any, Any, T]) -> T:
+    """Await the Update; `known` is the record's (status, reason) in the read model, None if unknown."""
+    if known is None:
+        update.close()  # never sent
+        raise not_found(f"{what} {record_id}")
     try:
-        return await act_on_project(services.client, project_id, actor, command, request_id)
+        return await update
     except WorkflowUpdateFailedError as error:
         raise from_update_failure(error) from None
     except RPCError as error:
-        if is_closed_workflow(error) and status[0] in CLOSED_STATUSES:
-            name, reason = status
-            raise conflict(f"the project is {name}{f' ({reason})' if reason else ''}; nothing can change any more")
-        raise
+        # The workflow has ended (completed or terminated): the read model says which.
+        if is_closed_workflow(error) and known[0] in closed:
+            name, reason = known
+            raise conflict(f"the {what} is {name}{f' ({reason})' if reason else ''}; nothing can change any more")
+        raise  # a closed workflow the read model calls open is an operations problem: 503

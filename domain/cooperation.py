@@ -62,14 +62,25 @@ class StepStatus(StrEnum):
 # ---------------------------------------------------------------- entities
 
 
-class NegotiationEvent(BaseModel):
-    event_id: Identifier
+class NegotiationDetails(BaseModel):
+    """A meeting, visit, forum, draft version or note as staff enter it."""
+
     kind: NegotiationKind
     occurred_on: date
     ends_on: date | None = None
     place: Name | None = None
     participants: list[Name] = Field(default_factory=list, max_length=100)
     summary: LongText = ""
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> NegotiationDetails:
+        if self.ends_on and self.ends_on < self.occurred_on:
+            raise ValueError("ends_on must not be before occurred_on")
+        return self
+
+
+class NegotiationEvent(NegotiationDetails):
+    event_id: Identifier
     recorded_by: str = ""
 
 
@@ -176,15 +187,12 @@ class CooperationState(BaseModel):
 # ---------------------------------------------------------------- commands
 
 
-class CreateCooperation(BaseModel):
-    """Input that opens a cooperation; the API fills in organization names from the registry."""
+class CooperationDetails(BaseModel):
+    """What staff enter to open a cooperation (the API's request body extends it)."""
 
-    kind: Literal["create_cooperation"] = "create_cooperation"
     title: Name
     lead_organization_id: Identifier
-    lead_organization_name: Name
     partner_organization_id: Identifier
-    partner_organization_name: Name
     areas: list[Name] = Field(default_factory=list, max_length=50)
     liaison_officer: Name
     department: Name | None = None
@@ -193,7 +201,7 @@ class CreateCooperation(BaseModel):
     description: LongText = ""
 
     @model_validator(mode="after")
-    def _dates_in_order(self) -> CreateCooperation:
+    def _consistent(self) -> CooperationDetails:
         if self.started_on and self.target_signing_date and self.target_signing_date < self.started_on:
             raise ValueError("target_signing_date must not be before started_on")
         if self.lead_organization_id == self.partner_organization_id:
@@ -201,15 +209,17 @@ class CreateCooperation(BaseModel):
         return self
 
 
+class CreateCooperation(CooperationDetails):
+    """Input that opens a cooperation; the API fills in organization names from the registry."""
+
+    kind: Literal["create_cooperation"] = "create_cooperation"
+    lead_organization_name: Name
+    partner_organization_name: Name
+
+
 class RecordNegotiation(BaseModel):
     kind: Literal["record_negotiation"] = "record_negotiation"
     event: NegotiationEvent
-
-    @model_validator(mode="after")
-    def _dates_in_order(self) -> RecordNegotiation:
-        if self.event.ends_on and self.event.ends_on < self.event.occurred_on:
-            raise ValueError("ends_on must not be before occurred_on")
-        return self
 
 
 class PartyInput(BaseModel):

@@ -74,3 +74,10 @@ class RolloverPolicy:
         if self._after_events is not None and self.events_this_run >= self._after_events:
             return True
         return workflow.info().is_continue_as_new_suggested()
+
+
+def event_fields(seq: int, ctx: ActionContext, change: object) -> dict:
+    """The fields every event record shares: where it comes from, who acted, what changed."""
+    info = workflow.info()
+    return dict(workflow_id=info.workflow_id, run_id=info.run_id, seq=seq, occurred_at=ctx.now,
+                actor=ctx.actor, request_id=ctx.request_id, change=change)

@@ -30,7 +30,15 @@ with workflow.unsafe.imports_passed_through():
         project_workflow_id,
     )
 
-from workflows.common import SYSTEM_WRITE_OPTIONS, WRITE_OPTIONS, RequestMemory, RolloverPolicy, context, refusal
+from workflows.common import (
+    SYSTEM_WRITE_OPTIONS,
+    WRITE_OPTIONS,
+    RequestMemory,
+    RolloverPolicy,
+    context,
+    event_fields,
+    refusal,
+)
 from workflows.project import ProjectWorkflow
 
 # workflow.patched ids: each guards a change so that histories recorded before it still replay.
@@ -161,18 +169,7 @@ class CooperationWorkflow:
         options: dict = WRITE_OPTIONS,
     ) -> None:
         draft.seq += 1
-        info = workflow.info()
-        record = CooperationEventRecord(
-            workflow_id=info.workflow_id,
-            run_id=info.run_id,
-            seq=draft.seq,
-            occurred_at=ctx.now,
-            actor=ctx.actor,
-            request_id=ctx.request_id,
-            change=change,
-            state=draft,
-            new_project=new_project,
-        )
+        record = CooperationEventRecord(**event_fields(draft.seq, ctx, change), state=draft, new_project=new_project)
         await workflow.execute_local_activity(RECORD_COOPERATION_EVENT, record, **options)
         self._state = draft
         self._rollover.events_this_run += 1

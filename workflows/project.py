@@ -21,7 +21,15 @@ with workflow.unsafe.imports_passed_through():
     from domain.project import CLOSED_STATUSES, CancelProject, ProjectState
     from domain.records import RECORD_PROJECT_EVENT, ProjectAction, ProjectEventRecord, ProjectInput
 
-from workflows.common import SYSTEM_WRITE_OPTIONS, WRITE_OPTIONS, RequestMemory, RolloverPolicy, context, refusal
+from workflows.common import (
+    SYSTEM_WRITE_OPTIONS,
+    WRITE_OPTIONS,
+    RequestMemory,
+    RolloverPolicy,
+    context,
+    event_fields,
+    refusal,
+)
 
 
 @workflow.defn
@@ -107,17 +115,7 @@ class ProjectWorkflow:
         self, draft: ProjectState, change: Change, ctx: ActionContext, options: dict = WRITE_OPTIONS
     ) -> None:
         draft.seq += 1
-        info = workflow.info()
-        record = ProjectEventRecord(
-            workflow_id=info.workflow_id,
-            run_id=info.run_id,
-            seq=draft.seq,
-            occurred_at=ctx.now,
-            actor=ctx.actor,
-            request_id=ctx.request_id,
-            change=change,
-            state=draft,
-        )
+        record = ProjectEventRecord(**event_fields(draft.seq, ctx, change), state=draft)
         await workflow.execute_local_activity(RECORD_PROJECT_EVENT, record, **options)
         self._state = draft
         self._rollover.events_this_run += 1
