@@ -24,3 +24,9 @@ demo: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
+
+# The audit trail at scale, outside `make test`: 10M events unless ACCORD_BENCH_EVENTS says
+# otherwise; ACCORD_BENCH_KEEP=DIR keeps the dataset there for the next run.
+.PHONY: bench
+bench: $(STAMP)
+	$(BIN)/python -m bench.audit --events $(or $(ACCORD_BENCH_EVENTS),10000000) $(if $(ACCORD_BENCH_KEEP),--keep $(ACCORD_BENCH_KEEP))

@@ -44,9 +44,10 @@ def create_app(services: Services | None = None) -> FastAPI:
     if services is not None:
         app.state.services = services
     errors.install(app)
-    # Outermost last: a replayed idempotent answer is not a new attempt, so it is not audited again.
-    app.add_middleware(AttemptAuditMiddleware)
+    # The last added is outermost: the audit sees every answer, including the idempotency
+    # middleware's own refusals; it skips replayed answers, which are not new attempts.
     app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(AttemptAuditMiddleware)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:

@@ -72,17 +72,28 @@ class AttemptAuditMiddleware:
         async def watch(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
+                replayed = any(k.lower() == b"idempotent-replayed" for k, _ in message.get("headers", []))
+                status = 0 if replayed else message["status"]  # a replay is not a new attempt
             elif message["type"] == "http.response.body" and status >= 400:
                 body.append(message.get("body", b""))
             await send(message)
 
-        await self.app(scope, receive, watch)
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as error:
+            # Unhandled: the 500 is answered outside this middleware, but the attempt failed all the same.
+            if scope["method"] in _WRITES:
+                detail = f"internal error: {type(error).__name__}: {error}"
+                await self._record_safely(scope, 500, json.dumps({"detail": detail}).encode())
+            raise
         if status >= 400 and (scope["method"] in _WRITES or status == 401):
-            try:
-                await self._record(scope, status, b"".join(body))
-            except Exception:  # the answer is already sent; losing the record must be loud
-                log.exception("could not record a refused attempt")
+            await self._record_safely(scope, status, b"".join(body))
+
+    async def _record_safely(self, scope: Scope, status: int, body: bytes) -> None:
+        try:
+            await self._record(scope, status, body)
+        except Exception:  # the answer is already sent; losing the record must be loud
+            log.exception("could not record a refused attempt")
 
     async def _record(self, scope: Scope, status: int, body: bytes) -> None:
         state = scope.get("state", {})

@@ -68,6 +68,10 @@ LEAD, PARTNER, THIRD, STRANGER = "gov", "acme", "bank", "nobody"
 AGREEMENT_IDS = ["fw", "inv1", "inv2", "ghost"]
 STEP_NAMES = ["legal_review", "leadership_approval", "finance"]
 PROJECT_IDS = ["p1", "p2", "p3"]
+CURRENT_STEP = "<current>"  # resolved to the step the agreement waits for
+
+# An agreement reference: a fixed id (maybe unknown), or an index into the agreements drafted so far.
+agreement_ref = st.sampled_from(AGREEMENT_IDS) | st.integers(min_value=0, max_value=3)
 
 # Days before today; -1 is tomorrow, which every "happened on" date must refuse.
 past_or_future = st.integers(min_value=-1, max_value=40).map(lambda d: TODAY - timedelta(days=d))
@@ -189,6 +193,22 @@ class CooperationMachine(RuleBasedStateMachine):
             if getattr(cmd, "agreement_id", None) != a.agreement_id or isinstance(cmd, CreateProject):
                 assert b == a  # a command touches only the agreement it names
 
+        if isinstance(cmd, DecideReviewStep):
+            # The decision is about the step it names, which was the one the agreement waited for.
+            a, b = old.agreement(cmd.agreement_id), new.agreement(cmd.agreement_id)
+            assert a.current_step() is not None and a.current_step().name == cmd.step
+            assert b.review_log[-1].step == cmd.step and len(b.review_log) == len(a.review_log) + 1
+            if cmd.decision == "approve":
+                index = next(i for i, st_ in enumerate(a.review_steps) if st_.status == StepStatus.pending)
+                assert b.review_steps[index].status == StepStatus.approved
+                assert [x.status for x in b.review_steps[index + 1:]] == [x.status for x in a.review_steps[index + 1:]]
+            else:
+                assert b.status == AgreementStatus.draft
+                assert all(x.status == StepStatus.pending for x in b.review_steps)
+
+        if isinstance(cmd, SignAgreement) and new.agreement(cmd.agreement_id).kind == AgreementKind.investment:
+            assert old.framework_signed()  # not even one party signs ahead of the framework agreement
+
         # The stage only moves forward (or to terminated).
         if new.stage != old.stage:
             assert new.stage == Stage.terminated or STAGE_RANK[new.stage] == STAGE_RANK[old.stage] + 1
@@ -215,9 +235,13 @@ class CooperationMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ starting points
 
-    @initialize(level=st.integers(min_value=0, max_value=4))
-    def start(self, level: int) -> None:
-        """Begin at a random depth so long valid paths get explored, not only their first steps."""
+    @initialize(level=st.integers(min_value=0, max_value=4), partial=st.integers(min_value=0, max_value=7),
+                ended=st.integers(min_value=0, max_value=5))
+    def start(self, level: int, partial: int, ended: int) -> None:
+        """Begin at a random depth so long valid paths get explored, not only their first steps:
+        `level` signs agreements and creates a project, `partial` takes one more agreement
+        part-way through its review or signing (7: as far as the rules allow), `ended == 0`
+        terminates the cooperation."""
         if level >= 1:
             self.must(DraftAgreement(agreement_id="fw", agreement_kind="framework", title="Framework",
                                      parties=[party(LEAD), party(PARTNER)]))
@@ -229,7 +253,25 @@ class CooperationMachine(RuleBasedStateMachine):
             self.push_through("inv1")
         if level >= 4:
             self.must(project_command("p1", "inv1"))
-        event(f"cooperation start level {level}")
+        if partial:
+            # Level 0 gets an investment agreement ahead of any framework agreement.
+            kind = AgreementKind.framework if level == 1 else AgreementKind.investment
+            target = "fw" if kind == AgreementKind.framework else "inv2"
+            if target not in {a.agreement_id for a in self.state.agreements}:
+                self.must(DraftAgreement(agreement_id=target, agreement_kind=kind, title="Pending",
+                                         parties=[party(PARTNER), party(THIRD)],
+                                         review_steps=["legal_review", "finance", "leadership_approval"]))
+            for _ in range(partial - 1):
+                a = self.state.agreement(target)
+                if a.status == AgreementStatus.signed or (
+                        partial < 7 and a.status == AgreementStatus.approved
+                        and len(a.signatures) == len(a.parties) - 1):
+                    break  # stop one signature short, unless asked for the whole way
+                if self.execute(self.next_valid(a)) is None:
+                    break  # an investment agreement waits for the framework agreement
+        if ended == 0:
+            self.must(TerminateCooperation(reason="the company withdrew"))
+        event(f"cooperation start level {level} partial {partial} ended {ended == 0}")
 
     def must(self, cmd: Any) -> None:
         assert self.execute(cmd) is not None, cmd
@@ -251,6 +293,12 @@ class CooperationMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ random commands
 
+    def resolve(self, ref: str | int) -> str:
+        if isinstance(ref, str):
+            return ref
+        agreements = self.state.agreements
+        return agreements[ref % len(agreements)].agreement_id if agreements else "ghost"
+
     @rule(event_id=st.sampled_from(["e1", "e2"]), on=past_or_future,
           kind=st.sampled_from(["meeting", "inspection_visit", "forum", "draft_version", "note"]))
     def negotiate(self, event_id: str, on: date, kind: str) -> None:
@@ -263,48 +311,97 @@ class CooperationMachine(RuleBasedStateMachine):
         self.execute(DraftAgreement(agreement_id=agreement_id, agreement_kind=kind, title=f"Agreement {agreement_id}",
                                     parties=[party(o) for o in orgs], review_steps=steps))
 
-    @rule(agreement_id=st.sampled_from(AGREEMENT_IDS), title=st.none() | st.sampled_from(["Revised", "Final"]),
+    @rule(ref=agreement_ref, title=st.none() | st.sampled_from(["Revised", "Final"]),
           orgs=st.none() | st.lists(st.sampled_from([LEAD, PARTNER, THIRD]), min_size=2, max_size=3, unique=True),
           steps=st.none() | st.lists(st.sampled_from(STEP_NAMES), max_size=3))
-    def edit_agreement(self, agreement_id: str, title: str | None, orgs: list[str] | None,
+    def edit_agreement(self, ref: str | int, title: str | None, orgs: list[str] | None,
                        steps: list[str] | None) -> None:
+        agreement_id = self.resolve(ref)
         self.execute(EditAgreement(agreement_id=agreement_id, title=title,
                                    parties=None if orgs is None else [party(o) for o in orgs], review_steps=steps))
 
-    @rule(agreement_id=st.sampled_from(AGREEMENT_IDS))
-    def submit(self, agreement_id: str) -> None:
+    @rule(ref=agreement_ref)
+    def submit(self, ref: str | int) -> None:
+        agreement_id = self.resolve(ref)
         self.execute(SubmitAgreement(agreement_id=agreement_id))
 
-    @rule(agreement_id=st.sampled_from(AGREEMENT_IDS), step=st.sampled_from(STEP_NAMES + ["no_such_step"]),
+    @rule(ref=agreement_ref, step=st.sampled_from(STEP_NAMES + ["no_such_step", CURRENT_STEP]),
           decision=st.sampled_from(["approve", "reject"]))
-    def decide(self, agreement_id: str, step: str, decision: str) -> None:
+    def decide(self, ref: str | int, step: str, decision: str) -> None:
+        agreement_id = self.resolve(ref)
+        if step == CURRENT_STEP:
+            found = next((a for a in self.state.agreements if a.agreement_id == agreement_id), None)
+            current = found.current_step() if found else None
+            step = current.name if current else "legal_review"
         self.execute(DecideReviewStep(agreement_id=agreement_id, step=step, decision=decision,
                                       comment="please revise" if decision == "reject" else None))
 
-    @rule(agreement_id=st.sampled_from(AGREEMENT_IDS), org=st.sampled_from([LEAD, PARTNER, THIRD, STRANGER]),
+    @rule(ref=agreement_ref, org=st.sampled_from([LEAD, PARTNER, THIRD, STRANGER]),
           on=past_or_future)
-    def sign(self, agreement_id: str, org: str, on: date) -> None:
+    def sign(self, ref: str | int, org: str, on: date) -> None:
+        agreement_id = self.resolve(ref)
         self.execute(SignAgreement(agreement_id=agreement_id, organization_id=org, signed_on=on))
 
-    @rule(pick=st.integers(min_value=0, max_value=3), reject=st.integers(min_value=0, max_value=9))
-    def advance(self, pick: int, reject: int) -> None:
-        """Take the next valid step of some unsigned agreement (sometimes a rejection)."""
+    @rule(pick=st.integers(min_value=0, max_value=3), twist=st.integers(min_value=0, max_value=3))
+    def advance(self, pick: int, twist: int) -> None:
+        """Act on some unsigned agreement at its frontier: first try the near-misses the rules
+        must refuse there, then send its next valid step (or, by `twist`, a rejection / an edit)."""
         open_agreements = [a for a in self.state.agreements if a.status != AgreementStatus.signed]
         if not open_agreements:
             return
         agreement = open_agreements[pick % len(open_agreements)]
+        for near_miss in self.near_misses(agreement):
+            self.execute(near_miss)
+        agreement = self.state.agreement(agreement.agreement_id)
+        if agreement.status == AgreementStatus.signed:
+            return  # a near-miss was taken; the invariants have had their say
         cmd = self.next_valid(agreement)
-        if isinstance(cmd, DecideReviewStep) and reject == 0:
-            cmd = cmd.model_copy(update={"decision": "reject", "comment": "not yet"})
+        if twist == 2:
+            if agreement.status == AgreementStatus.in_review:
+                cmd = cmd.model_copy(update={"decision": "reject", "comment": "not yet"})
+            elif agreement.status == AgreementStatus.draft:
+                cmd = EditAgreement(agreement_id=agreement.agreement_id, title="Edited at the frontier")
+        elif twist == 3 and agreement.status == AgreementStatus.draft:
+            cmd = EditAgreement(agreement_id=agreement.agreement_id,
+                                parties=[party(PARTNER), party(LEAD), party(THIRD)], review_steps=STEP_NAMES)
         self.execute(cmd)
 
-    @rule(project_id=st.sampled_from(PROJECT_IDS), agreement_id=st.sampled_from(AGREEMENT_IDS))
-    def create_project(self, project_id: str, agreement_id: str) -> None:
+    def near_misses(self, agreement: coop.Agreement) -> list[Any]:
+        """Commands one small step off the valid path of this agreement."""
+        aid = agreement.agreement_id
+        misses: list[Any] = []
+        if agreement.status == AgreementStatus.draft:
+            misses.append(EditAgreement(agreement_id=aid, parties=[party(LEAD), party(THIRD)]))
+            misses.append(SignAgreement(agreement_id=aid, organization_id=PARTNER, signed_on=TODAY))
+        elif agreement.status == AgreementStatus.in_review:
+            current = agreement.current_step().name
+            misses += [DecideReviewStep(agreement_id=aid, step=s.name, decision="approve")
+                       for s in agreement.review_steps if s.name != current]
+            misses.append(EditAgreement(agreement_id=aid, title="Too late"))
+            misses.append(SubmitAgreement(agreement_id=aid))
+        elif agreement.status == AgreementStatus.approved:
+            misses += [SignAgreement(agreement_id=aid, organization_id=s.organization_id, signed_on=TODAY)
+                       for s in agreement.signatures]
+            misses.append(SignAgreement(agreement_id=aid, organization_id=STRANGER, signed_on=TODAY))
+            unsigned = [p for p in agreement.parties if agreement.signature_of(p.organization_id) is None]
+            misses += [SignAgreement(agreement_id=aid, organization_id=p.organization_id,
+                                     signed_on=TODAY + timedelta(days=1)) for p in unsigned[:1]]
+            misses.append(DecideReviewStep(agreement_id=aid, step=agreement.review_steps[-1].name
+                                           if agreement.review_steps else "legal_review", decision="approve"))
+        return misses
+
+    @rule(project_id=st.sampled_from(PROJECT_IDS), ref=agreement_ref)
+    def create_project(self, project_id: str, ref: str | int) -> None:
+        agreement_id = self.resolve(ref)
         self.execute(project_command(project_id, agreement_id))
 
-    @rule(project_id=st.sampled_from(PROJECT_IDS + ["ghost"]),
+    @rule(ref=st.sampled_from(PROJECT_IDS + ["ghost"]) | st.integers(min_value=0, max_value=2),
           status=st.sampled_from([ProjectStatus.completed, ProjectStatus.cancelled]))
-    def project_closed(self, project_id: str, status: ProjectStatus) -> None:
+    def project_closed(self, ref: str | int, status: ProjectStatus) -> None:
+        projects = self.state.projects
+        if isinstance(ref, int):
+            ref = projects[ref % len(projects)].project_id if projects else "ghost"
+        project_id = ref
         # A child project reports only a closed status (see ProjectWorkflow._tell_cooperation).
         self.execute(ProjectClosed(project_id=project_id, status=status))
 
@@ -406,6 +503,8 @@ TestCooperationStateMachine = CooperationMachine.TestCase
 
 MILESTONE_IDS = ["m1", "m2", "m3", "ghost"]
 ENTRY_IDS = ["e1", "e2", "e3", "e4"]
+# A milestone reference: a fixed id (maybe unknown), or an index into the project's milestones.
+milestone_ref = st.sampled_from(MILESTONE_IDS) | st.integers(min_value=0, max_value=3)
 DUE_DATES = [date(2027, 1, 1), date(2027, 6, 1), date(2028, 1, 1)]
 
 PROJECT_ACTIONS: dict[type, str] = {
@@ -511,12 +610,17 @@ class ProjectMachine(RuleBasedStateMachine):
     def add_milestone(self, milestone_id: str, due: date) -> None:
         self.execute(AddMilestone(milestone=MilestoneSpec(milestone_id=milestone_id, name="Added", due_date=due)))
 
-    @rule(milestone_id=st.sampled_from(MILESTONE_IDS), due=st.sampled_from(DUE_DATES))
-    def move_milestone(self, milestone_id: str, due: date) -> None:
+    def resolve(self, ref: str | int) -> str:
+        return ref if isinstance(ref, str) else self.state.milestones[ref % len(self.state.milestones)].milestone_id
+
+    @rule(ref=milestone_ref, due=st.sampled_from(DUE_DATES))
+    def move_milestone(self, ref: str | int, due: date) -> None:
+        milestone_id = self.resolve(ref)
         self.execute(MoveMilestone(milestone_id=milestone_id, new_due_date=due, reason=f"moved to {due}"))
 
-    @rule(milestone_id=st.sampled_from(MILESTONE_IDS), on=past_or_future)
-    def complete_milestone(self, milestone_id: str, on: date) -> None:
+    @rule(ref=milestone_ref, on=past_or_future)
+    def complete_milestone(self, ref: str | int, on: date) -> None:
+        milestone_id = self.resolve(ref)
         self.execute(CompleteMilestone(milestone_id=milestone_id, completed_on=on, evidence="site photos"))
 
     @rule(entry_id=st.sampled_from(ENTRY_IDS), on=past_or_future,

@@ -98,6 +98,8 @@ CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoint
     FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change();
 CREATE TRIGGER audit_archives_append_only BEFORE UPDATE OR DELETE ON audit_archives
     FOR EACH ROW EXECUTE FUNCTION audit_refuse_change();
+CREATE TRIGGER audit_archives_no_truncate BEFORE TRUNCATE ON audit_archives
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change();
 
 -- Creates the partition of one month, with its own TRUNCATE guard (TRUNCATE triggers
 -- are not inherited by partitions). Called by migrations and `accord audit partitions`.
