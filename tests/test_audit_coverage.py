@@ -480,10 +480,11 @@ async def test_a_write_that_crashes_with_500_is_audited_as_failed(api, pool: asy
     assert "RuntimeError" in event["error"] and "temporal client exploded" in event["error"]
 
 
-# ---------------------------------------------------------------- refusals that bypass the audit
+# ---------------------------------------------------------------- refusals by the idempotency middleware
 
 
 async def test_a_write_refused_for_its_idempotency_key_is_audited(api, pool: asyncpg.Pool) -> None:
+    """The key reused with another body, or a malformed key: refused before any route, recorded all the same."""
     key = f"mismatch-{uuid.uuid4().hex}"
     w = await world(api.http)
     ok(await api.http.post("/organizations", json={"name": f"Bureau A {w.suffix}", "kind": "bureau"},

@@ -92,6 +92,9 @@ def audit_filter(
     until: datetime | None = None,
     q: Annotated[Name | None, Query(description="free text: actor, action, record, comment, values")] = None,
 ) -> AuditFilter:
+    for name, moment in (("since", since), ("until", until)):
+        if moment is not None and moment.tzinfo is None:
+            raise field_error(["query", name], "give a time zone, e.g. 2026-06-30T00:00:00+08:00")
     if since and until and until <= since:
         raise field_error(["query", "until"], "until must be after since")
     return AuditFilter(cooperation_id, project_id, entity_type, entity_id, actor_id, actor_department, action,
@@ -137,13 +140,23 @@ async def _csv_lines(services: Any, f: AuditFilter) -> AsyncIterator[bytes]:
     buffer.write("\ufeff")  # the BOM: Excel then reads the Chinese text as UTF-8
     writer.writerow(COLUMNS)
     async for row in _rows(services, f):
-        writer.writerow([json.dumps(row[c], ensure_ascii=False) if isinstance(row[c], dict) else
-                         ("" if row[c] is None else row[c]) for c in COLUMNS])
+        writer.writerow([_cell(row[c]) for c in COLUMNS])
         if buffer.tell() > 64_000:
             yield buffer.getvalue().encode()
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue().encode()
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell that Excel shows as text: staff-entered text starting with = + - @ is not a formula."""
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        value = json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 async def _json_lines(services: Any, f: AuditFilter) -> AsyncIterator[bytes]:
