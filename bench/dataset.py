@@ -92,13 +92,16 @@ def _uuid(rng: random.Random) -> uuid.UUID:
     return uuid.UUID(int=rng.getrandbits(128), version=4)
 
 
-def make_actors(rng: random.Random, count: int) -> list[Actor]:
+def _person(rng: random.Random) -> Actor:
     roles, weights = zip(*ROLES)
-    actors = [Actor(id=_uuid(rng).hex, name=rng.choice(SURNAMES) + rng.choice(GIVEN),
-                    role=rng.choices(roles, weights)[0], department=rng.choice(DEPARTMENTS),
-                    auth_method="api_token", ip=f"10.{rng.randrange(1, 40)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
-                    agent=rng.choice(AGENTS))
-              for _ in range(count - 1)]
+    user_id, name = _uuid(rng).hex, rng.choice(SURNAMES) + rng.choice(GIVEN)
+    role, department = rng.choices(roles, weights)[0], rng.choice(DEPARTMENTS)
+    ip = f"10.{rng.randrange(1, 40)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+    return Actor(user_id, name, role, department, "api_token", ip, rng.choice(AGENTS))
+
+
+def make_actors(rng: random.Random, count: int) -> list[Actor]:
+    actors = [_person(rng) for _ in range(count - 1)]
     # Workflow timers and the CLI act as the system: no department, no origin.
     actors.append(Actor(id="system", name="Accord workflow", role="system", department=None,
                         auth_method="workflow", ip=None, agent=None))

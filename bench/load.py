@@ -7,6 +7,7 @@ the other), then the indexes are rebuilt exactly as the migration defined them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -65,8 +66,9 @@ def server_for(keep: Path | None) -> Server:
 
 
 def database_name(shape: Shape) -> str:
-    """One database per size and seed, so a kept folder can hold a 2M and a 10M dataset side by side."""
-    return f"accord_bench_{shape.events}_{shape.seed}"
+    """One database per shape, so a kept folder can hold a 2M and a 10M dataset side by side."""
+    digest = hashlib.sha256(repr(shape).encode()).hexdigest()[:8]
+    return f"accord_bench_{shape.events}_{digest}"
 
 
 # ---------------------------------------------------------------- loading
