@@ -139,7 +139,6 @@ class CooperationMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.state = fresh_cooperation()
-        self.accepted = 0
 
     # ------------------------------------------------------------ the workflow's way of applying
 
@@ -159,7 +158,6 @@ class CooperationMachine(RuleBasedStateMachine):
         event(f"cooperation {type(cmd).__name__}: accepted")
         self.check_transition(old, draft, cmd, change)
         self.state = draft
-        self.accepted += 1
         event(f"cooperation stage {draft.stage.value}")
         return change
 
@@ -270,7 +268,7 @@ class CooperationMachine(RuleBasedStateMachine):
                 if self.execute(self.next_valid(a)) is None:
                     break  # an investment agreement waits for the framework agreement
         if ended == 0:
-            self.must(TerminateCooperation(reason="the company withdrew"))
+            self.terminate_like_the_workflow()
         event(f"cooperation start level {level} partial {partial} ended {ended == 0}")
 
     def must(self, cmd: Any) -> None:
@@ -409,7 +407,16 @@ class CooperationMachine(RuleBasedStateMachine):
     def terminate(self, roll: int) -> None:
         # Rare, so that most sequences get deep before the cooperation ends.
         if roll == 0:
-            self.execute(TerminateCooperation(reason="the company withdrew"))
+            self.terminate_like_the_workflow()
+
+    def terminate_like_the_workflow(self) -> None:
+        """Terminate; the workflow then cancels each open project, which reports back as closed."""
+        if self.execute(TerminateCooperation(reason="the company withdrew")) is None:
+            return
+        for ref in list(self.state.projects):
+            if ref.status not in CLOSED_STATUSES:
+                self.must(ProjectClosed(project_id=ref.project_id, status=ProjectStatus.cancelled))
+                assert self.state.stage == Stage.terminated
 
     # ------------------------------------------------------------ invariants
 
@@ -621,7 +628,10 @@ class ProjectMachine(RuleBasedStateMachine):
     @rule(ref=milestone_ref, on=past_or_future)
     def complete_milestone(self, ref: str | int, on: date) -> None:
         milestone_id = self.resolve(ref)
-        self.execute(CompleteMilestone(milestone_id=milestone_id, completed_on=on, evidence="site photos"))
+        if self.execute(CompleteMilestone(milestone_id=milestone_id, completed_on=on, evidence="site photos")):
+            # Near-misses right away: a done milestone neither moves nor completes again.
+            self.execute(MoveMilestone(milestone_id=milestone_id, new_due_date=DUE_DATES[0], reason="after the fact"))
+            self.execute(CompleteMilestone(milestone_id=milestone_id, completed_on=TODAY, evidence="again"))
 
     @rule(entry_id=st.sampled_from(ENTRY_IDS), on=past_or_future,
           amount=st.decimals(min_value=Decimal("0.01"), max_value=Decimal("99999999999.99"), places=2))
