@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from api import errors
-from api.idempotency import IdempotencyMiddleware
 from api.audit_log import AttemptAuditMiddleware
+from api.idempotency import IdempotencyMiddleware
 from api.routes import audit, cooperations, organizations, projects
 from api.services import ActorDep, Services
 from domain.audit import Actor

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from domain.cooperation import AgreementKind, CooperationDetails, NegotiationDetails, NegotiationKind, Stage
 from domain.project import ProjectStatus
-from domain.types import Identifier, LongText, Money, Name, PositiveMoney, ShortText
+from domain.types import Identifier, Money, Name, PositiveMoney, ShortText
 
 
 class Body(BaseModel):

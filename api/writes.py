@@ -51,5 +51,6 @@ async def _send(what: str, record_id: str, known: tuple[str, str | None] | None,
         # The workflow has ended (completed or terminated): the read model says which.
         if is_closed_workflow(error) and known[0] in closed:
             name, reason = known
-            raise conflict(f"the {what} is {name}{f' ({reason})' if reason else ''}; nothing can change any more")
+            detail = f"the {what} is {name}{f' ({reason})' if reason else ''}; nothing can change any more"
+            raise conflict(detail) from None
         raise  # a closed workflow the read model calls open is an operations problem: 503

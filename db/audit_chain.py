@@ -89,7 +89,7 @@ async def append(conn: asyncpg.Connection, event: AuditEvent) -> int | None:
 
     Returns None when (workflow_id, event_seq) is already recorded: an activity retry.
     """
-    if conn.is_in_transaction() is False:
+    if not conn.is_in_transaction():
         raise RuntimeError("append the audit event inside the transaction of the change it records")
     head = await conn.fetchrow("SELECT seq, hash, clock_timestamp() AS now FROM audit_chain_head FOR UPDATE")
     if event.workflow_id is not None and event.event_seq is not None:

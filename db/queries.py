@@ -217,10 +217,6 @@ async def projects(conn: asyncpg.Connection, today: date, *, cooperation_id: str
     return views
 
 
-async def project_exists(conn: asyncpg.Connection, project_id: str) -> bool:
-    return bool(await conn.fetchval("SELECT true FROM projects WHERE id = $1", project_id))
-
-
 async def project_status(conn: asyncpg.Connection, project_id: str) -> tuple[str, str | None] | None:
     row = await conn.fetchrow("SELECT status, status_reason FROM projects WHERE id = $1", project_id)
     return (row["status"], row["status_reason"]) if row else None

@@ -29,8 +29,6 @@ class Invalid(DomainError):
     kind = "Invalid"
 
 
-ERROR_KINDS: dict[str, type[DomainError]] = {cls.kind: cls for cls in (Refused, NotFound, Invalid)}
-
 
 # The whole state of a record travels in Temporal payloads (2 MB each) and in every
 # Update's answer in history: a bound well below keeps a years-long record healthy.

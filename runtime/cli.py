@@ -21,8 +21,12 @@ import sys
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runtime.settings import Settings, get_settings
+
+if TYPE_CHECKING:  # imported lazily at run time: `accord --help` stays fast
+    import asyncpg
 
 log = logging.getLogger("accord")
 
@@ -84,11 +88,10 @@ class _Server:
 
 async def _serve_everything(settings: Settings, owner_url: str, database_url: str, address: str,
                             show_temporal_ui: bool) -> None:
-    from db.pool import connect as connect_db
-
     from api.app import create_app
     from api.services import Services
     from db.migrate import migrate
+    from db.pool import connect as connect_db
     from db.pool import create_pool
     from runtime.checkpoints import checkpoint_once, checkpoint_periodically
     from runtime.temporal import build_worker, connect
@@ -136,17 +139,17 @@ def _ensure_audit_key(settings: Settings) -> bytes:
     return key
 
 
-async def _ensure_admin(conn: object, token_file: Path) -> str | None:
+async def _ensure_admin(conn: asyncpg.Connection, token_file: Path) -> str | None:
     """On first start create `admin` and its token; the token is printed and kept in the data dir."""
     from db.audit_chain import AuditEvent, append
     from db.users import create_user, find_user, issue_token
 
-    if await find_user(conn, "admin") is not None:  # type: ignore[arg-type]
+    if await find_user(conn, "admin") is not None:
         return None
-    async with conn.transaction():  # type: ignore[attr-defined]
-        user = await create_user(conn, "admin", "Administrator", "admin")  # type: ignore[arg-type]
-        token = await issue_token(conn, user.id, "created by accord dev")  # type: ignore[arg-type]
-        await append(conn, AuditEvent(  # type: ignore[arg-type]
+    async with conn.transaction():
+        user = await create_user(conn, "admin", "Administrator", "admin")
+        token = await issue_token(conn, user.id, "created by accord dev")
+        await append(conn, AuditEvent(
             actor_id="system", actor_name="accord dev", actor_role="system", auth_method="cli",
             action="user.created", entity_type="user", entity_id=user.id,
             after={"username": "admin", "role": "admin", "api_token": "issued (secret not recorded)"}))
@@ -216,9 +219,8 @@ def cmd_api(args: argparse.Namespace) -> None:
 
 def cmd_migrate(args: argparse.Namespace) -> None:
     async def main() -> None:
-        from db.pool import connect as connect_db
-
         from db.migrate import migrate
+        from db.pool import connect as connect_db
         from runtime.connections import require
 
         database_url = args.database_url or require(get_settings())[0]
@@ -234,9 +236,8 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 
 def cmd_user_create(args: argparse.Namespace) -> None:
     async def main() -> None:
-        from db.pool import connect as connect_db
-
         from db.audit_chain import AuditEvent, append
+        from db.pool import connect as connect_db
         from db.users import create_user, find_user, issue_token
         from runtime.connections import require
 
@@ -277,7 +278,6 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_audit(args: argparse.Namespace) -> None:
     async def main() -> None:
         from db.pool import connect as connect_db
-
         from runtime import audit_admin
         from runtime.connections import require, require_audit_key
 
@@ -348,10 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = build_parser().parse_args(argv)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         args.func(args)
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

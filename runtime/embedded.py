@@ -7,7 +7,6 @@ Python needs nothing else. Data lives under the data directory and survives rest
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import subprocess
@@ -92,9 +91,9 @@ class TemporalDevServer:
             "--sqlite-pragma", "synchronous=normal",
             "--log-level", "warn",
         ]
-        log = open(self.log_file, "ab")
         # Own session: Ctrl-C reaches us, and we stop the server after the worker has drained.
-        self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with open(self.log_file, "ab") as log:
+            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while not port_is_open(self.port):
             if self._process.poll() is not None:

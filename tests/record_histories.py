@@ -158,7 +158,7 @@ async def record(pg_url: str, out_dir: Path) -> list[Path]:
             for scenario in (completed_cooperation, terminated_cooperation, rolled_over_cooperation):
                 recorded.update(await scenario(env.client, pool))
             out_dir.mkdir(parents=True, exist_ok=True)
-            for name, (coop, workflow_id, run_id) in recorded.items():
+            for name, (_coop, workflow_id, run_id) in recorded.items():
                 handle = env.client.get_workflow_handle(workflow_id, run_id=run_id)
                 history = await handle.fetch_history()
                 path = out_dir / f"{name}.json"

@@ -26,7 +26,6 @@ import pytest_asyncio
 from api.services import office_today
 from tests.conftest import new_id
 from tests.test_api_support import (
-    FRAMEWORK_SIGNED_ON,
     INVESTMENT_SIGNED_ON,
     Coop,
     audit_count,

@@ -181,7 +181,7 @@ async def test_full_lifecycle_through_http(api, pool: asyncpg.Pool) -> None:
     assert project_a["status"] == "planned" and project_a["cooperation_id"] == cid
     assert project_a["committed_investment"] == "50000000.00" and project_a["realized_investment"] == "0.00"
     assert len(project_a["milestones"]) == 6
-    for m, (key, days) in zip(project_a["milestones"], TEMPLATE_DAYS.items()):
+    for m, (key, days) in zip(project_a["milestones"], TEMPLATE_DAYS.items(), strict=True):
         due = INVESTMENT_SIGNED_ON + timedelta(days=days)
         assert (m["id"], m["due_date"], m["status"]) == (key, due.isoformat(), "open")
         assert m["overdue_days"] == max((today - due).days, 0)
@@ -502,9 +502,9 @@ async def test_list_text_search_in_chinese_and_english(api, pool: asyncpg.Pool) 
     # English, case-insensitive, across title, partner and lead names.
     assert await _ids(http, q=f"boao ZHONGHENG network technology co., ltd. {suffix.upper()}") == [coop.id]
     assert await _ids(http, q=f"SMART city PARTNERSHIP {suffix}") == [coop.id]
-    assert await _ids(http, q=f"big data", liaison_officer=officer) == [coop.id]
+    assert await _ids(http, q="big data", liaison_officer=officer) == [coop.id]
     assert set(await _ids(http, q=f"officer search {suffix}")) == {coop.id, other.id}  # the officer
-    assert set(await _ids(http, q=f"municipal government", liaison_officer=officer)) == {coop.id, other.id}
+    assert set(await _ids(http, q="municipal government", liaison_officer=officer)) == {coop.id, other.id}
     # No match, and LIKE wildcards are taken literally.
     assert await _ids(http, q=f"不存在的公司 {suffix}") == []
     assert await _ids(http, q="%", liaison_officer=officer) == []

@@ -1,3 +1,4 @@
+
 """Every action through the HTTP API leaves exactly one well-formed audit event.
 
 Each request carries a User-Agent no other request sends and (for writes) its own
@@ -12,11 +13,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 from temporalio.service import RPCError, RPCStatusCode
 
 from db.audit_chain import event_hash
@@ -327,8 +328,8 @@ async def test_every_action_leaves_exactly_one_well_formed_event(api, pool: asyn
 
     # ---- the database clock to the microsecond: not all events fall on whole milliseconds
     assert len({e["recorded_at"].microsecond % 1000 for e in t.events}) > 1
-    assert all(a["recorded_at"] < b["recorded_at"] for a, b in zip(t.events, t.events[1:]))
-    assert all(a["seq"] < b["seq"] for a, b in zip(t.events, t.events[1:]))
+    assert all(a["recorded_at"] < b["recorded_at"] for a, b in pairwise(t.events))
+    assert all(a["seq"] < b["seq"] for a, b in pairwise(t.events))
     # Every row of this cooperation is accounted for: staff actions, system follow-ups, refused attempts.
     mine = [e["seq"] for e in t.events + t.others if e["cooperation_id"] == cid]
     extra = [dict(r) for r in await pool.fetch(

@@ -143,7 +143,7 @@ async def test_filter_by_cooperation_newest_first_as_stored(api, pool: asyncpg.P
     assert actions[:3] == ["cooperation.created", "negotiation.recorded", "agreement.drafted"]
     assert "agreement.review_rejected" in actions and "project.created" in actions
     # The JSON answer is the stored row: microseconds and all.
-    for item, row in zip(page["items"], rows):
+    for item, row in zip(page["items"], rows, strict=True):
         assert datetime.fromisoformat(item["recorded_at"]) == row["recorded_at"]
         assert item["event_id"] == str(row["event_id"]) and item["before"] == row["before"]
         assert item["after"] == row["after"] and item["actor_name"] == row["actor_name"]
@@ -289,9 +289,9 @@ async def test_csv_export_opens_in_excel_and_matches_the_search(api, pool: async
     header, rows = table[0], table[1:]
     assert tuple(header) == COLUMNS
     assert len(rows) == len(searched)
-    exported = [dict(zip(header, r)) for r in rows]
+    exported = [dict(zip(header, r, strict=True)) for r in rows]
     assert [int(e["seq"]) for e in exported] == seqs(searched)
-    for e, s in zip(exported, searched):
+    for e, s in zip(exported, searched, strict=True):
         assert json.loads(e["before"]) == s["before"] and json.loads(e["after"]) == s["after"]
         assert datetime.fromisoformat(e["recorded_at"]) == datetime.fromisoformat(s["recorded_at"])
         assert (e["action"], e["actor_name"], e["event_id"]) == (s["action"], s["actor_name"], s["event_id"])
@@ -311,7 +311,7 @@ async def test_jsonl_export_parses_line_by_line(api, pool: asyncpg.Pool, story: 
     assert text.endswith("\n") and "大数据中心落户绵阳" in text
     lines = [json.loads(line) for line in text.splitlines()]
     assert len(lines) == len(searched)
-    for line, s in zip(lines, searched):
+    for line, s in zip(lines, searched, strict=True):
         assert set(line) == set(COLUMNS)
         assert {k: v for k, v in line.items() if k not in ("recorded_at", "occurred_at")} == {
             k: v for k, v in s.items() if k not in ("recorded_at", "occurred_at")}

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from db import audit_chain
-from db.audit_chain import AuditEvent, HASHED_FIELDS, append, event_hash, write_checkpoint
+from db.audit_chain import HASHED_FIELDS, AuditEvent, append, event_hash, write_checkpoint
 from db.migrate import migrate
 from db.pool import connect
 

@@ -1,3 +1,4 @@
+
 """Stateful property tests: random command sequences against the domain state machines.
 
 Commands are applied exactly as the workflows apply them: `apply` runs on a deep
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 from hypothesis import event, settings
@@ -60,7 +62,7 @@ from domain.project import (
 NOW = datetime(2026, 11, 25, 4, 0, tzinfo=timezone.utc)
 CTX = ActionContext(actor=Actor(user_id="u", name="Tester"), request_id="r", now=NOW)
 TODAY = CTX.today()
-assert TODAY == date(2026, 11, 25)
+assert date(2026, 11, 25) == TODAY
 
 SETTINGS = settings(max_examples=200, stateful_step_count=30, deadline=None)
 
@@ -693,7 +695,7 @@ class ProjectMachine(RuleBasedStateMachine):
             else:
                 assert m.completed_on is None and m.evidence is None
             # Every move is kept and the moves chain up to the current due date.
-            for a, b in zip(m.moves, m.moves[1:]):
+            for a, b in pairwise(m.moves):
                 assert a.new_due_date == b.old_due_date
             assert all(mv.old_due_date != mv.new_due_date for mv in m.moves)
             if m.moves:

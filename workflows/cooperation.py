@@ -17,7 +17,7 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from domain import cooperation as rules
-    from domain.audit import SYSTEM_ACTOR, ActionContext, Actor, Change
+    from domain.audit import SYSTEM_ACTOR, ActionContext, Change
     from domain.cooperation import CLOSED_STAGES, CooperationState, CreateProject, ProjectClosed, TerminateCooperation
     from domain.errors import DomainError
     from domain.project import CLOSED_STATUSES, NewProject
@@ -148,7 +148,7 @@ class CooperationWorkflow:
             request_id = f"project-closed:{message.project_id}"
             if request_id in self._handled:
                 return
-            ctx = ActionContext(actor=SYSTEM_ACTOR, request_id=request_id, now=workflow.now())
+            ctx = context(SYSTEM_ACTOR, request_id)
             draft = self._state.model_copy(deep=True)
             try:
                 change = rules.apply(draft, message, ctx)

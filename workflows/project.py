@@ -106,7 +106,7 @@ class ProjectWorkflow:
         async with self._lock:
             if self._closed():
                 return
-            ctx = ActionContext(actor=SYSTEM_ACTOR, request_id="cooperation-terminated", now=workflow.now())
+            ctx = context(SYSTEM_ACTOR, "cooperation-terminated")
             draft = self._state.model_copy(deep=True)
             change = rules.apply(draft, CancelProject(reason=f"cooperation terminated: {reason}"[:500]), ctx)
             await self._commit(draft, change, ctx, options=SYSTEM_WRITE_OPTIONS)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
@@ -10,6 +9,7 @@ from temporalio.client import WorkflowUpdateFailedError
 
 from api.audit_log import record_access
 from api.errors import ApiError, field_error, from_update_failure, not_found
+from api.routes.audit import AuditEvent, json_ready
 from api.schemas import (
     AgreementEdit,
     AgreementIn,
@@ -27,7 +27,6 @@ from api.schemas import (
     TerminationIn,
 )
 from api.services import ActorDep, RequestIdDep, Services, ServicesDep, new_id, office_today
-from api.routes.audit import AuditEvent, json_ready
 from api.writes import cooperation_action
 from db import audit_queries, queries
 from db.audit_queries import AuditFilter
@@ -47,7 +46,7 @@ from domain.cooperation import (
     TerminateCooperation,
 )
 from domain.project import MilestoneSpec
-from domain.templates import DEFAULT_MILESTONES, DEFAULT_REVIEW_CHAIN
+from domain.templates import DEFAULT_REVIEW_CHAIN, default_milestone_dates
 from domain.types import Identifier, Name
 from runtime.lifecycle import create_cooperation
 
@@ -245,8 +244,8 @@ async def _template_milestones(services: Services, cooperation_id: str, agreemen
     if agreement is None:
         raise ApiError(404, f"agreement {agreement_id} not found in this cooperation")
     start = agreement["signed_on"] or office_today()
-    return [MilestoneSpec(milestone_id=key, name=name, due_date=start + timedelta(days=days))
-            for key, name, days in DEFAULT_MILESTONES]
+    return [MilestoneSpec(milestone_id=key, name=name, due_date=due)
+            for key, name, due in default_milestone_dates(start)]
 
 
 @router.post("/{cooperation_id}/terminate", response_model=CooperationState)

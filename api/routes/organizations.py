@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
+from api.audit_log import event_for
 from api.errors import conflict, not_found
 from api.schemas import Organization, OrganizationIn, OrganizationKind, Person, PersonIn
 from api.services import ActorDep, RequestIdDep, ServicesDep, new_id
 from db import queries
-from api.audit_log import event_for
 from db.audit_chain import append
 from domain.types import Identifier, Name
 
