@@ -137,31 +137,51 @@ def project_command(project_id: str, agreement_id: str) -> CreateProject:
                          milestones=[MilestoneSpec(milestone_id="m1", name="Registration", due_date=TODAY)])
 
 
-class CooperationMachine(RuleBasedStateMachine):
-    def __init__(self) -> None:
-        super().__init__()
-        self.state = fresh_cooperation()
+class AppliesLikeTheWorkflow:
+    """Applies a command the way the workflow does: to a deep copy, kept only if accepted."""
 
-    # ------------------------------------------------------------ the workflow's way of applying
+    domain_rules: Any  # the domain module whose `apply` runs (not `rules`: hypothesis owns that name)
+    label: str
+    state: Any
+
+    def progress(self) -> str:
+        raise NotImplementedError
+
+    def check_transition(self, old: Any, new: Any, cmd: Any, change: Change) -> None:
+        raise NotImplementedError
 
     def execute(self, cmd: Any) -> Change | None:
         old = self.state
         before = old.model_dump(mode="json")
         draft = old.model_copy(deep=True)
         try:
-            change = coop.apply(draft, cmd, CTX)
+            change = self.domain_rules.apply(draft, cmd, CTX)
         except DomainError as error:
-            event(f"cooperation {type(cmd).__name__}: {error.kind}")
+            event(f"{self.label} {type(cmd).__name__}: {error.kind}")
             # The kept state is exactly as it was.
             assert self.state is old
             assert old.model_dump(mode="json") == before
             return None
         draft.seq += 1
-        event(f"cooperation {type(cmd).__name__}: accepted")
+        event(f"{self.label} {type(cmd).__name__}: accepted")
         self.check_transition(old, draft, cmd, change)
         self.state = draft
-        event(f"cooperation stage {draft.stage.value}")
+        event(f"{self.label} {self.progress()}")
         return change
+
+
+class CooperationMachine(AppliesLikeTheWorkflow, RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.state = fresh_cooperation()
+
+    # ------------------------------------------------------------ the workflow's way of applying
+
+    domain_rules = coop
+    label = "cooperation"
+
+    def progress(self) -> str:
+        return f"stage {self.state.stage.value}"
 
     def check_transition(self, old: CooperationState, new: CooperationState, cmd: Any, change: Change) -> None:
         assert isinstance(change, Change)
@@ -527,7 +547,7 @@ PROJECT_ACTIONS: dict[type, str] = {
 }
 
 
-class ProjectMachine(RuleBasedStateMachine):
+class ProjectMachine(AppliesLikeTheWorkflow, RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.state = self.fresh(["m1"])
@@ -549,23 +569,11 @@ class ProjectMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ the workflow's way of applying
 
-    def execute(self, cmd: Any) -> Change | None:
-        old = self.state
-        before = old.model_dump(mode="json")
-        draft = old.model_copy(deep=True)
-        try:
-            change = proj.apply(draft, cmd, CTX)
-        except DomainError as error:
-            event(f"project {type(cmd).__name__}: {error.kind}")
-            assert self.state is old
-            assert old.model_dump(mode="json") == before
-            return None
-        draft.seq += 1
-        event(f"project {type(cmd).__name__}: accepted")
-        self.check_transition(old, draft, cmd, change)
-        self.state = draft
-        event(f"project status {draft.status.value}")
-        return change
+    domain_rules = proj
+    label = "project"
+
+    def progress(self) -> str:
+        return f"status {self.state.status.value}"
 
     def check_transition(self, old: ProjectState, new: ProjectState, cmd: Any, change: Change) -> None:
         assert old.status not in CLOSED_STATUSES, "a closed project accepted a command"
