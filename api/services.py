@@ -23,6 +23,13 @@ class Services:
     client: Client
     task_queue: str
     audit_key: bytes  # signs and checks audit checkpoints; never stored in the database
+    public_url: str = "http://127.0.0.1:8000"  # links in notices, calendar-feed URLs
+    allow_private_webhooks: bool = False  # see Settings.webhook_allow_private
+    # The reminder settings the worker uses too, so previews match what is sent.
+    reminder_hour: int = 9
+    reminder_until_hour: int = 18
+    leadership_department: str = "leadership-office"
+    email_enabled: bool = False
 
 
 def get_services(request: Request) -> Services:

@@ -9,10 +9,14 @@ from pydantic import BaseModel, Field
 from domain.audit import ActionContext, Actor, Change
 from domain.cooperation import CooperationCommand, CooperationState, CreateCooperation
 from domain.project import NewProject, ProjectCommand, ProjectState
+from domain.reminders import ReminderMemory
 
 # Activity names, shared so that workflows need not import the activity module (and asyncpg).
 RECORD_COOPERATION_EVENT = "record_cooperation_event"
 RECORD_PROJECT_EVENT = "record_project_event"
+LOAD_REMINDER_SETUP = "load_reminder_setup"
+DELIVER_NOTICE = "deliver_notice"
+REPORT_FAILED_DELIVERY = "report_failed_delivery"
 
 
 def cooperation_workflow_id(cooperation_id: str) -> str:
@@ -53,6 +57,7 @@ class ProjectInput(BaseModel):
     new: NewProject | None = None
     state: ProjectState | None = None
     handled_request_ids: list[str] = Field(default_factory=list)
+    reminders: ReminderMemory | None = None
     continue_as_new_after: int | None = None
 
 

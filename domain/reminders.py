@@ -198,6 +198,9 @@ class Notice(BaseModel):
     nominal_day: date
     """The day the rule names, before moving to a working day."""
     fire_at: datetime
+    """When it goes out: its planned time, or for a missed notice the moment it is caught up."""
+    planned_at: datetime | None = None
+    """When the rule placed it (for a catch-up: the last notice it replaces). Lateness is measured from here."""
     recipient: RecipientRole
     policy_id: str
     policy_version: int
@@ -344,7 +347,8 @@ def _milestone_notices(policy: ReminderPolicy, calendar: WorkingCalendar, m: Rem
         return Notice(
             key=key(key_kind or p.kind), project_id=m.project_id, milestone_id=m.milestone_id, milestone_name=m.name,
             due_date=m.due_date, due_version=m.due_version, kind=p.kind, rule=p.rule, rule_text=p.rule_text,
-            nominal_day=p.nominal_day, fire_at=fire_at or at_local_hour(p.fire_day, hour), recipient=p.recipient,
+            nominal_day=p.nominal_day, fire_at=fire_at or at_local_hour(p.fire_day, hour),
+            planned_at=at_local_hour(p.fire_day, hour), recipient=p.recipient,
             policy_id=policy.policy_id, policy_version=policy.version, calendar_name=calendar.name,
             calendar_version=calendar.version, estimated=calendar.any_estimated(p.fire_day, m.due_date),
             replaces=p.replaces,
@@ -422,3 +426,51 @@ def _escalations(policy: ReminderPolicy, calendar: WorkingCalendar, m: ReminderM
                               f"{step.after_working_days} working days overdue: escalate to {step.recipient.value}",
                               day, day, step.recipient))
     return steps
+
+
+# ---------------------------------------------------------------- what the workflow carries
+
+
+class ReminderSetup(BaseModel):
+    """Everything the schedule needs besides the project: loaded by an activity, so the workflow
+    replays with the policies and calendar it actually used, and reloaded when they change."""
+
+    policies: PolicyBook = Field(default_factory=PolicyBook)
+    calendar: WorkingCalendar
+    hour: int = DEFAULT_HOUR
+    until_hour: int = DEFAULT_UNTIL_HOUR
+    give_up_after: timedelta = timedelta(hours=72)
+    """How long a channel that is down is retried before the failure is reported."""
+
+
+class Dispatch(BaseModel):
+    """A notice handed to delivery, and the workflow time it was handed over."""
+
+    notice: Notice
+    dispatched_at: AwareDatetime
+
+
+class FailedDispatch(BaseModel):
+    """A dispatch whose channels stayed down past `give_up_after`."""
+
+    dispatch: Dispatch
+    reason: str
+
+
+class ReminderMemory(BaseModel):
+    """What the reminder loop carries through continue-as-new."""
+
+    sent_keys: list[str] = Field(default_factory=list)
+    in_flight: list[Dispatch] = Field(default_factory=list)
+    """Dispatches not finished when the run ended: restarted by the next run (delivery is idempotent)."""
+
+
+def keys_still_relevant(keys: Iterable[str], milestones: Iterable[ReminderMilestone]) -> list[str]:
+    """The sent keys that can still matter: those of the current due-date version of open milestones.
+
+    A completed milestone or a superseded due date owes nothing more, so its keys can go; this
+    keeps the workflow's memory bounded over years of moves.
+    """
+    prefixes = tuple(notice_key(m.project_id, m.milestone_id, m.due_version, "")
+                     for m in milestones if m.status == "open")
+    return sorted(k for k in keys if k.startswith(prefixes))

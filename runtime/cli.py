@@ -89,11 +89,12 @@ class _Server:
 async def _serve_everything(settings: Settings, owner_url: str, database_url: str, address: str,
                             show_temporal_ui: bool) -> None:
     from api.app import create_app
-    from api.services import Services
     from db.migrate import migrate
     from db.pool import connect as connect_db
     from db.pool import create_pool
     from runtime.checkpoints import checkpoint_once, checkpoint_periodically
+    from runtime.connections import reminder_config, services_for
+    from runtime.mail_sink import MailSink
     from runtime.temporal import build_worker, connect
 
     owner = await connect_db(owner_url)
@@ -105,11 +106,17 @@ async def _serve_everything(settings: Settings, owner_url: str, database_url: st
     finally:
         await owner.close()
     pool = await create_pool(database_url, max_size=settings.database_pool_size)
+    # Without a relay configured, mail goes to a local sink that keeps it in .data/mail.
+    sink = None if settings.smtp_host else MailSink(settings.data_dir.resolve() / "mail", port=settings.smtp_port)
     try:
         audit_key = _ensure_audit_key(settings)
         client = await connect(address, settings.temporal_namespace)
-        worker = build_worker(client, pool, settings.task_queue)
-        server = _Server(create_app(Services(pool, client, settings.task_queue, audit_key)), settings.api_host,
+        if sink is not None:
+            sink.start()
+        worker = build_worker(client, pool, settings.task_queue,
+                              reminders=reminder_config(settings, sink.port if sink else None))
+        server = _Server(create_app(services_for(settings, pool, client, audit_key, email_enabled=True)),
+                         settings.api_host,
                          settings.api_port)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -123,6 +130,8 @@ async def _serve_everything(settings: Settings, owner_url: str, database_url: st
         checkpoints.cancel()
         await checkpoint_once(pool, audit_key)  # sign the head as we leave it
     finally:
+        if sink is not None:
+            sink.stop()
         await pool.close()
 
 
@@ -187,11 +196,12 @@ def _print_banner(settings: Settings, database_url: str, address: str, token: st
 def cmd_worker(args: argparse.Namespace) -> None:
     async def main() -> None:
         from runtime.checkpoints import checkpoint_periodically
-        from runtime.connections import open_services
+        from runtime.connections import open_services, reminder_config
         from runtime.temporal import build_worker
 
         async with open_services() as services:
-            worker = build_worker(services.client, services.pool, services.task_queue)
+            worker = build_worker(services.client, services.pool, services.task_queue,
+                                  reminders=reminder_config(get_settings()))
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
+from temporalio.client import Client
+from datetime import timedelta
+
+from activities.reminders import ReminderConfig
 from api.services import Services
+from channels.email import SmtpSettings
 from db.pool import create_pool
 from runtime.settings import Settings, get_settings
 from runtime.temporal import connect
@@ -33,7 +39,30 @@ async def open_services(settings: Settings | None = None) -> AsyncIterator[Servi
     pool = await create_pool(database_url, max_size=settings.database_pool_size)
     try:
         client = await connect(temporal_address, settings.temporal_namespace)
-        yield Services(pool=pool, client=client, task_queue=settings.task_queue,
-                       audit_key=require_audit_key(settings))
+        yield services_for(settings, pool, client, require_audit_key(settings))
     finally:
         await pool.close()
+
+
+def services_for(settings: Settings, pool: asyncpg.Pool, client: Client, audit_key: bytes,
+                 email_enabled: bool | None = None) -> Services:
+    return Services(pool=pool, client=client, task_queue=settings.task_queue, audit_key=audit_key,
+                    public_url=settings.public_url, allow_private_webhooks=settings.webhook_allow_private,
+                    reminder_hour=settings.reminder_hour, reminder_until_hour=settings.reminder_until_hour,
+                    leadership_department=settings.leadership_department,
+                    email_enabled=bool(settings.smtp_host) if email_enabled is None else email_enabled)
+
+
+def reminder_config(settings: Settings, smtp_port: int | None = None) -> ReminderConfig:
+    """The worker's reminder settings. `smtp_port` points email at the local sink of `accord dev`;
+    otherwise email is on only when ACCORD_SMTP_HOST names a relay."""
+    smtp = None
+    if settings.smtp_host or smtp_port is not None:
+        smtp = SmtpSettings(
+            host=settings.smtp_host or "127.0.0.1", port=smtp_port or settings.smtp_port,
+            starttls=settings.smtp_starttls, use_tls=settings.smtp_tls, username=settings.smtp_username,
+            password=settings.smtp_password, sender=settings.smtp_sender)
+    return ReminderConfig(
+        public_url=settings.public_url, smtp=smtp, allow_private_webhooks=settings.webhook_allow_private,
+        leadership_department=settings.leadership_department, hour=settings.reminder_hour,
+        until_hour=settings.reminder_until_hour, give_up_after=timedelta(hours=settings.delivery_retry_hours))

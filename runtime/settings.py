@@ -30,6 +30,27 @@ class Settings(BaseSettings):
     audit_checkpoint_seconds: float = 300.0
     audit_retention_days: int = Field(default=MINIMUM_RETENTION_DAYS, ge=MINIMUM_RETENTION_DAYS)
 
+    # Reminders: when notices go out (office time, UTC+8), how long a channel that is down is
+    # retried before the failure goes to the liaison officer's inbox, and who "leadership" is.
+    reminder_hour: int = Field(default=9, ge=0, le=23)
+    reminder_until_hour: int = Field(default=18, ge=1, le=24)
+    delivery_retry_hours: float = Field(default=72.0, gt=0)
+    leadership_department: str = "leadership-office"
+
+    # Email. Unset host under `accord dev`: a local SMTP sink on smtp_port keeps mail in .data/mail.
+    smtp_host: str | None = None
+    smtp_port: int = 8025
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_sender: str = "Accord <accord@localhost>"
+
+    # Outbound webhooks to loopback, link-local or private addresses are refused unless allowed.
+    webhook_allow_private: bool = False
+    # How the API is reached from outside: links in notices and calendar-feed URLs.
+    public_url: str = "http://127.0.0.1:8000"
+
     data_dir: Path = Path(".data")
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -3,7 +3,7 @@
 Started by its cooperation as a child with ParentClosePolicy.ABANDON, so it lives
 on through the parent's continue-as-new. When the project closes (completed or
 cancelled) it tells the parent, which completes once every project is closed.
-Reminder timers (issue 3) will live in this workflow's main loop.
+Its main loop is the milestone reminder loop (`workflows.reminders`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.errors import DomainError
     from domain.project import CLOSED_STATUSES, CancelProject, ProjectState
     from domain.records import RECORD_PROJECT_EVENT, ProjectAction, ProjectEventRecord, ProjectInput
+    from domain.reminders import ReminderMemory
 
 from workflows.common import (
     SYSTEM_WRITE_OPTIONS,
@@ -30,6 +31,10 @@ from workflows.common import (
     event_fields,
     refusal,
 )
+from workflows.reminders import ReminderLoop
+
+# Histories recorded before reminders (tests/histories/v1-*, v2-*) only waited for the close.
+REMINDERS_PATCH = "milestone-reminders"
 
 
 @workflow.defn
@@ -44,10 +49,19 @@ class ProjectWorkflow:
         else:
             assert input.new is not None
             self._state = rules.new_project(input.new)
+        self._reminders = ReminderLoop(self._state.project_id, input.reminders)
 
     @workflow.run
     async def run(self, input: ProjectInput) -> ProjectState:
-        await workflow.wait_condition(lambda: self._closed() or self._rollover.due())
+        reminding = workflow.patched(REMINDERS_PATCH)
+        if reminding:
+            await self._reminders.run(lambda: self._state, lambda: self._closed() or self._rollover.due())
+        else:
+            # A run started before reminders existed. `reminder_settings_changed` (sent on every
+            # policy or calendar edit, and by `accord reminders resync`) makes it continue as new,
+            # and the new run reminds. Old histories never hold that signal, so they replay as before.
+            await workflow.wait_condition(
+                lambda: self._closed() or self._rollover.due() or self._reminders.settings_signalled)
         await workflow.wait_condition(workflow.all_handlers_finished)
         if not self._closed():
             workflow.continue_as_new(
@@ -55,9 +69,12 @@ class ProjectWorkflow:
                     state=self._state,
                     handled_request_ids=self._handled.as_list(),
                     continue_as_new_after=input.continue_as_new_after,
+                    reminders=self._reminders.memory() if reminding else None,
                 )
             )
         await self._tell_cooperation()
+        if reminding:
+            await self._reminders.finish()
         return self._state
 
     def _closed(self) -> bool:
@@ -75,6 +92,16 @@ class ProjectWorkflow:
     @workflow.query
     def state(self) -> ProjectState:
         return self._state
+
+    @workflow.query
+    def reminders(self) -> ReminderMemory:
+        """Keys already handled and deliveries in flight: with the state, what the schedule preview needs."""
+        return self._reminders.memory()
+
+    @workflow.signal
+    def reminder_settings_changed(self) -> None:
+        """A policy or the calendar was edited: reload and recompute the schedule."""
+        self._reminders.settings_changed()
 
     @workflow.update
     async def act(self, action: ProjectAction) -> ProjectState:
@@ -119,3 +146,4 @@ class ProjectWorkflow:
         await workflow.execute_local_activity(RECORD_PROJECT_EVENT, record, **options)
         self._state = draft
         self._rollover.events_this_run += 1
+        self._reminders.changed()

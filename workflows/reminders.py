@@ -1,0 +1,142 @@
+"""The reminder loop of a project workflow: durable timers, not polling.
+
+Each turn recomputes the schedule with the pure `upcoming_notices` (policies,
+calendar, milestones, workflow time, keys already handled), dispatches what is
+due, and sleeps with `wait_condition(..., timeout=...)` until the next notice or
+until something changes: an action on the project, a policy or calendar edit, a
+finished delivery. Nothing is remembered about the schedule itself, so a moved
+due date or a completed milestone is reflected on the next turn, immediately.
+
+Deliveries run as concurrent activities so that a channel that is down for days
+does not hold back other notices. A delivery that gives up is reported to the
+liaison officer's inbox; either way its key is then handled and never owed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from domain.project import ProjectState
+    from domain.records import DELIVER_NOTICE, LOAD_REMINDER_SETUP, REPORT_FAILED_DELIVERY
+    from domain.reminders import (
+        Dispatch,
+        FailedDispatch,
+        Notice,
+        ReminderMemory,
+        ReminderSetup,
+        due_now,
+        keys_still_relevant,
+        next_wakeup,
+        reminder_milestones,
+        upcoming_notices,
+    )
+
+# One attempt sends to every recipient and channel of one notice: short, then retried
+# with backoff (30 s, 1 min, 2 min ... capped at an hour) until `give_up_after`.
+DELIVERY_ATTEMPT = timedelta(minutes=2)
+DELIVERY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=30), backoff_coefficient=2.0,
+                             maximum_interval=timedelta(hours=1))
+# Loading the setup and reporting a failure only touch PostgreSQL: retried until it is back.
+DATABASE_ONLY = dict(start_to_close_timeout=timedelta(seconds=30),
+                     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1),
+                                              maximum_interval=timedelta(minutes=1)))
+
+
+class ReminderLoop:
+    def __init__(self, project_id: str, memory: ReminderMemory | None) -> None:
+        memory = memory or ReminderMemory()
+        self._project_id = project_id
+        self._handled: set[str] = set(memory.sent_keys)
+        self._in_flight: dict[str, Dispatch] = {}
+        self._carried = list(memory.in_flight)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._setup: ReminderSetup | None = None
+        self._reload = True
+        self._changed = False
+        self.settings_signalled = False
+        """Set by every settings signal: a run from before reminders existed continues as new on it."""
+
+    # ------------------------------------------------------------ called by the workflow
+
+    def changed(self) -> None:
+        """The project changed: recompute now."""
+        self._changed = True
+
+    def settings_changed(self) -> None:
+        """Policies or the calendar changed: reload them, then recompute."""
+        self._reload = True
+        self._changed = True
+        self.settings_signalled = True
+
+    def memory(self) -> ReminderMemory:
+        return ReminderMemory(sent_keys=sorted(self._handled), in_flight=list(self._in_flight.values()))
+
+    @property
+    def setup(self) -> ReminderSetup | None:
+        return self._setup
+
+    async def run(self, project: Callable[[], ProjectState], stop: Callable[[], bool]) -> None:
+        """Remind until `stop()` is true; in-flight deliveries go on (see `finish`)."""
+        for dispatch in self._carried:
+            self._start(dispatch)
+        self._carried = []
+        while not stop():
+            if self._reload:
+                self._reload = False
+                self._setup = await workflow.execute_activity(
+                    LOAD_REMINDER_SETUP, self._project_id, result_type=ReminderSetup, **DATABASE_ONLY)
+            wakeup = self._turn(project())
+            self._changed = False
+            now = workflow.now()
+            try:
+                await workflow.wait_condition(lambda: self._changed or stop(),
+                                              timeout=(wakeup - now) if wakeup else None)
+            except asyncio.TimeoutError:
+                pass
+
+    async def finish(self) -> None:
+        """Wait for the deliveries already dispatched (a closed project still owes what fell due)."""
+        await workflow.wait_condition(lambda: not self._tasks)
+
+    # ------------------------------------------------------------ one turn
+
+    def _turn(self, state: ProjectState) -> datetime | None:
+        """Dispatch what is due; return when to look again (None: only when something changes)."""
+        assert self._setup is not None
+        setup, now = self._setup, workflow.now()
+        milestones = reminder_milestones(state)
+        self._handled = set(keys_still_relevant(self._handled, milestones))
+        notices = upcoming_notices(setup.policies, setup.calendar, milestones, now,
+                                   self._handled | self._in_flight.keys(), setup.hour, setup.until_hour)
+        for notice in due_now(notices, now):
+            self._start(Dispatch(notice=notice, dispatched_at=now))
+        return next_wakeup(notices, now)
+
+    def _start(self, dispatch: Dispatch) -> None:
+        self._in_flight[dispatch.notice.key] = dispatch
+        task = asyncio.create_task(self._deliver(dispatch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, dispatch: Dispatch) -> None:
+        notice: Notice = dispatch.notice
+        give_up_after = self._setup.give_up_after if self._setup else timedelta(hours=72)
+        try:
+            await workflow.execute_activity(
+                DELIVER_NOTICE, dispatch, start_to_close_timeout=DELIVERY_ATTEMPT,
+                schedule_to_close_timeout=give_up_after, retry_policy=DELIVERY_RETRY)
+        except ActivityError as error:
+            reason = str(error.cause or error)
+            await workflow.execute_activity(REPORT_FAILED_DELIVERY, FailedDispatch(dispatch=dispatch, reason=reason),
+                                            **DATABASE_ONLY)
+        finally:
+            self._in_flight.pop(notice.key, None)
+            self._handled.add(notice.key)
+            self._changed = True
