@@ -25,7 +25,7 @@ from channels.messages import NoticeMessage, Recipient, render, render_failed_de
 from channels.webhook import post_webhook
 from db import deliveries as rows
 from db.deliveries import Person, ProjectContext
-from db.reminder_settings import current_calendar, policy_book_for
+from db.reminder_settings import DEFAULT_CALENDAR, current_calendar, policy_book_for
 from domain.records import DELIVER_NOTICE, LOAD_REMINDER_SETUP, REPORT_FAILED_DELIVERY
 from domain.reminders import Dispatch, FailedDispatch, RecipientRole, ReminderSetup
 
@@ -46,6 +46,7 @@ class ReminderConfig:
     hour: int = 9
     until_hour: int = 18
     give_up_after: timedelta = timedelta(hours=72)
+    calendar_name: str = DEFAULT_CALENDAR
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class ReminderActivities:
     async def load_reminder_setup(self, project_id: str) -> ReminderSetup:
         async with self._pool.acquire() as conn:
             return ReminderSetup(policies=await policy_book_for(conn, project_id),
-                                 calendar=await current_calendar(conn), hour=self._config.hour,
+                                 calendar=await current_calendar(conn, self._config.calendar_name), hour=self._config.hour,
                                  until_hour=self._config.until_hour, give_up_after=self._config.give_up_after)
 
     @activity.defn(name=DELIVER_NOTICE)
@@ -91,7 +92,10 @@ class ReminderActivities:
         async with self._pool.acquire() as conn:
             ctx = await rows.project_context(conn, notice.project_id, notice.milestone_id)
             if ctx is None:
-                raise ApplicationError(f"project {notice.project_id} is not in the read model", non_retryable=True)
+                # The cooperation starts a project's workflow just before committing the project's
+                # row, so a notice due at once can arrive first: look again shortly.
+                raise ApplicationError(f"project {notice.project_id} is not in the read model yet",
+                                       type="ProjectNotRecorded", next_retry_delay=timedelta(seconds=2))
             targets = await self._targets(conn, ctx, dispatch)
         sent, retry = 0, []
         for target in targets:

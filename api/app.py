@@ -10,7 +10,8 @@ from fastapi import APIRouter, FastAPI
 from api import errors
 from api.audit_log import AttemptAuditMiddleware
 from api.idempotency import IdempotencyMiddleware
-from api.routes import audit, cooperations, organizations, projects
+from api.routes import audit, cooperations, organizations, projects, reminders
+from api.routes import feeds, inbox, webhooks
 from api.services import ActorDep, Services
 from domain.audit import Actor
 
@@ -60,6 +61,11 @@ def create_app(services: Services | None = None) -> FastAPI:
     v1.include_router(projects.router)
     v1.include_router(audit.router)
     v1.include_router(audit.as_of_router)
+    v1.include_router(reminders.router)
+    v1.include_router(inbox.router)
+    v1.include_router(webhooks.router)
+    v1.include_router(feeds.router)
+    v1.include_router(feeds.public_router)
 
     @v1.get("/me", tags=["operations"], response_model=Actor)
     async def me(actor: ActorDep) -> Actor:

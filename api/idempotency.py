@@ -106,21 +106,32 @@ async def _run_capturing(app: ASGIApp, scope: Scope, body: bytes, send: Send) ->
         delivered = True
         return {"type": "http.request", "body": body, "more_body": False}
 
-    status, content_type, parts = 500, "application/json", []
+    status, content_type, parts, secret = 500, "application/json", [], False
 
     async def capture(message: Message) -> None:
-        nonlocal status, content_type
+        nonlocal status, content_type, secret
         if message["type"] == "http.response.start":
             status = message["status"]
             for k, v in message.get("headers", []):
                 if k.lower() == b"content-type":
                     content_type = v.decode("latin-1")
+                if k.lower() == b"cache-control" and b"no-store" in v.lower():
+                    secret = True
         elif message["type"] == "http.response.body":
             parts.append(message.get("body", b""))
         await send(message)
 
     await app(scope, replay, capture)
+    if secret:
+        # An answer marked no-store carries a secret shown once (a webhook secret, a feed URL):
+        # it must not be kept in the database, so a replay says what happened without it.
+        return idempotency.StoredAnswer(status, SECRET_WITHHELD, "application/json")
     return idempotency.StoredAnswer(status, b"".join(parts), content_type)
+
+
+SECRET_WITHHELD = json.dumps({
+    "detail": "this request was applied; its answer held a secret that is shown only once and is not stored"
+}).encode()
 
 
 async def _send(send: Send, status: int, body: bytes, content_type: str, replayed: bool = False) -> None:

@@ -30,6 +30,7 @@ class Services:
     reminder_until_hour: int = 18
     leadership_department: str = "leadership-office"
     email_enabled: bool = False
+    calendar_name: str = "China mainland"
 
 
 def get_services(request: Request) -> Services:

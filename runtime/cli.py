@@ -259,12 +259,15 @@ def cmd_user_create(args: argparse.Namespace) -> None:
                     raise SystemExit(f"user {args.username!r} exists already")
                 user = await create_user(conn, args.username, args.name or args.username, args.role,
                                          args.department)
+                await conn.execute("UPDATE users SET email = $2, language = $3 WHERE id = $1",
+                                   user.id, args.email, args.language)
                 token = await issue_token(conn, user.id, "created by accord user create")
                 await append(conn, AuditEvent(
                     actor_id="system", actor_name="accord user create", actor_role="system", auth_method="cli",
                     action="user.created", entity_type="user", entity_id=user.id,
                     after={"username": user.username, "display_name": user.display_name, "role": user.role,
-                           "department": user.department, "api_token": "issued (secret not recorded)"}))
+                           "department": user.department, "email": args.email, "language": args.language,
+                           "api_token": "issued (secret not recorded)"}))
         finally:
             await conn.close()
         print(f"created user {user.username} ({user.role}); API token (shown once):\n{token}")
@@ -313,6 +316,23 @@ def cmd_audit(args: argparse.Namespace) -> None:
     asyncio.run(main())
 
 
+def cmd_reminders_resync(args: argparse.Namespace) -> None:
+    """Tell every open project to reload its reminder settings. Also moves project runs started
+    before reminders existed onto the reminding code (they continue as new on this signal)."""
+
+    async def main() -> None:
+        from runtime.connections import open_services
+        from runtime.reminders import open_project_ids, tell_projects
+
+        async with open_services() as services:
+            async with services.pool.acquire() as conn:
+                project_ids = await open_project_ids(conn)
+            told = await tell_projects(services.client, project_ids)
+        print(f"told {told} of {len(project_ids)} open projects to reload their reminder settings")
+
+    asyncio.run(main())
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -335,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--role", default="liaison_officer",
                         choices=["liaison_officer", "reviewer", "leader", "auditor", "admin"])
     create.add_argument("--department", help="e.g. Investment Promotion Bureau")
+    create.add_argument("--email", help="where reminder emails go (the inbox gets them anyway)")
+    create.add_argument("--language", choices=["zh", "en"], default="zh", help="language of the user's notices")
     create.add_argument("--database-url")
     create.set_defaults(func=cmd_user_create)
     audit = sub.add_parser("audit", help="the audit trail").add_subparsers(dest="audit_command", required=True)
@@ -348,6 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
     for parser_ in audit.choices.values():
         parser_.add_argument("--database-url", help="as the database owner (default: ACCORD_DATABASE_URL)")
         parser_.set_defaults(func=cmd_audit)
+    reminders = sub.add_parser("reminders", help="milestone reminders").add_subparsers(
+        dest="reminders_command", required=True)
+    reminders.add_parser("resync", help="make every open project reload policies and calendar").set_defaults(
+        func=cmd_reminders_resync)
     demo = sub.add_parser("demo", help="drive the seed case through the API")
     demo.add_argument("--url", help="API base URL (default http://127.0.0.1:8000)")
     demo.add_argument("--token", help="API token (default: ACCORD_TOKEN or the admin token of `make run`)")

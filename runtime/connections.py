@@ -49,7 +49,7 @@ def services_for(settings: Settings, pool: asyncpg.Pool, client: Client, audit_k
     return Services(pool=pool, client=client, task_queue=settings.task_queue, audit_key=audit_key,
                     public_url=settings.public_url, allow_private_webhooks=settings.webhook_allow_private,
                     reminder_hour=settings.reminder_hour, reminder_until_hour=settings.reminder_until_hour,
-                    leadership_department=settings.leadership_department,
+                    leadership_department=settings.leadership_department, calendar_name=settings.reminder_calendar,
                     email_enabled=bool(settings.smtp_host) if email_enabled is None else email_enabled)
 
 
@@ -65,4 +65,5 @@ def reminder_config(settings: Settings, smtp_port: int | None = None) -> Reminde
     return ReminderConfig(
         public_url=settings.public_url, smtp=smtp, allow_private_webhooks=settings.webhook_allow_private,
         leadership_department=settings.leadership_department, hour=settings.reminder_hour,
-        until_hour=settings.reminder_until_hour, give_up_after=timedelta(hours=settings.delivery_retry_hours))
+        until_hour=settings.reminder_until_hour, give_up_after=timedelta(hours=settings.delivery_retry_hours),
+        calendar_name=settings.reminder_calendar)

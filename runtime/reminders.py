@@ -50,10 +50,11 @@ class ProjectSchedule:
         return set(self.memory.sent_keys) | {d.notice.key for d in self.memory.in_flight}
 
 
-async def project_schedule(client: Client, conn: asyncpg.Connection, project_id: str) -> ProjectSchedule:
+async def project_schedule(client: Client, conn: asyncpg.Connection, project_id: str,
+                           calendar_name: str) -> ProjectSchedule:
     handle = client.get_workflow_handle_for(ProjectWorkflow.run, project_workflow_id(project_id))
     state, memory = await asyncio.gather(handle.query(ProjectWorkflow.state), handle.query(ProjectWorkflow.reminders))
-    return ProjectSchedule(state, memory, await policy_book_for(conn, project_id), await current_calendar(conn))
+    return ProjectSchedule(state, memory, await policy_book_for(conn, project_id), await current_calendar(conn, calendar_name))
 
 
 def upcoming(schedule: ProjectSchedule, now: datetime, hour: int, until_hour: int) -> list[Notice]:

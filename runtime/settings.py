@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     reminder_until_hour: int = Field(default=18, ge=1, le=24)
     delivery_retry_hours: float = Field(default=72.0, gt=0)
     leadership_department: str = "leadership-office"
+    reminder_calendar: str = "China mainland"
 
     # Email. Unset host under `accord dev`: a local SMTP sink on smtp_port keeps mail in .data/mail.
     smtp_host: str | None = None

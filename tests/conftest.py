@@ -7,6 +7,7 @@ works on its own fresh ids, so tests never see each other's records.
 from __future__ import annotations
 
 import shutil
+from datetime import date, timedelta
 import sys
 import tempfile
 import uuid
@@ -22,14 +23,31 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.reminders import ReminderConfig
+from channels.email import SmtpSettings
 from db.migrate import migrate
 from db.pool import create_pool
+from db.reminder_settings import save_calendar
+from domain.calendar import WorkingCalendar
 from runtime.embedded import start_embedded_postgres
+from runtime.mail_sink import MailSink
 from runtime.temporal import build_worker
 
 BIN = Path(sys.executable).parent
 TASK_QUEUE = "accord-test"
 AUDIT_KEY = b"test-audit-checkpoint-key"
+
+# The session worker reminds on a calendar where every day is a working day and the office
+# never closes, so a milestone due today is reminded at once whenever the suite runs.
+# Holidays and office hours are tested on the time-skipping server and in the pure tests.
+ALWAYS_OPEN = "test: always open"
+ALWAYS_OPEN_YEARS = range(2024, 2031)
+
+
+def always_open_calendar() -> WorkingCalendar:
+    weekends = {date(y, 1, 1) + timedelta(days=d) for y in ALWAYS_OPEN_YEARS for d in range(366)}
+    return WorkingCalendar(name=ALWAYS_OPEN, covered_years=set(ALWAYS_OPEN_YEARS),
+                           workdays={d for d in weekends if d.year in ALWAYS_OPEN_YEARS and d.weekday() >= 5})
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +67,8 @@ async def pool(pg_url: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await create_pool(pg_url)
     async with pool.acquire() as conn:
         await migrate(conn)
+        async with conn.transaction():
+            await save_calendar(conn, always_open_calendar(), "every day a working day", "tests")
     yield pool
     await pool.close()
 
@@ -64,10 +84,26 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
+@pytest.fixture(scope="session")
+def mail_sink() -> Iterator[MailSink]:
+    """A real SMTP server (aiosmtpd) that keeps what the session worker sends."""
+    folder = Path(tempfile.mkdtemp(prefix="accord-test-mail-"))
+    with MailSink(folder, port=0) as sink:
+        yield sink
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def session_reminders(mail_sink: MailSink) -> ReminderConfig:
+    return ReminderConfig(
+        public_url="http://accord.test", smtp=SmtpSettings(port=mail_sink.port, sender="Accord <accord@accord.test>"),
+        allow_private_webhooks=True, leadership_department="Leadership office (tests)", hour=0, until_hour=24,
+        give_up_after=timedelta(minutes=2), calendar_name=ALWAYS_OPEN)
+
+
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def client(dev_env: WorkflowEnvironment, pool: asyncpg.Pool) -> AsyncIterator[Client]:
+async def client(dev_env: WorkflowEnvironment, pool: asyncpg.Pool, mail_sink: MailSink) -> AsyncIterator[Client]:
     """A client whose task queue is served by a real worker for the whole session."""
-    worker = build_worker(dev_env.client, pool, TASK_QUEUE)
+    worker = build_worker(dev_env.client, pool, TASK_QUEUE, reminders=session_reminders(mail_sink))
     async with worker:
         yield dev_env.client
 
@@ -91,7 +127,10 @@ async def app(client: Client, pool: asyncpg.Pool):
     from api.app import create_app
     from api.services import Services
 
-    return create_app(Services(pool=pool, client=client, task_queue=TASK_QUEUE, audit_key=AUDIT_KEY))
+    return create_app(Services(pool=pool, client=client, task_queue=TASK_QUEUE, audit_key=AUDIT_KEY,
+                               public_url="http://accord.test", reminder_hour=0, reminder_until_hour=24,
+                               leadership_department="Leadership office (tests)", email_enabled=True,
+                               calendar_name=ALWAYS_OPEN))
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

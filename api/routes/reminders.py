@@ -62,7 +62,7 @@ def _now() -> datetime:
 
 async def _schedule(services: Services, conn: asyncpg.Connection, project_id: str) -> schedule.ProjectSchedule:
     try:
-        return await schedule.project_schedule(services.client, conn, project_id)
+        return await schedule.project_schedule(services.client, conn, project_id, services.calendar_name)
     except RPCError:
         raise not_found(f"project {project_id}") from None
 
@@ -120,6 +120,7 @@ async def sent_notices(project_id: Identifier, services: ServicesDep, actor: Act
     """Every notice delivery of the project, newest first, with why it was sent: the rule, policy
     version, calendar version and due-date version that produced it."""
     async with services.pool.acquire() as conn:
+        await _project_exists(conn, project_id)
         return [dict(r) for r in await deliveries.deliveries_of_project(conn, project_id)]
 
 
@@ -189,6 +190,9 @@ async def set_organization_policy(organization_id: Identifier, body: PolicyIn, s
 async def remove_organization_policy(organization_id: Identifier, services: ServicesDep, actor: ActorDep,
                                      request_id: RequestIdDep) -> PolicyView:
     _require(actor, SETTINGS_EDITORS, "remove an organization's reminder policy")
+    async with services.pool.acquire() as conn:
+        if not await conn.fetchval("SELECT true FROM organizations WHERE id = $1", organization_id):
+            raise not_found(f"organization {organization_id}")
     return await _set_policy(services, actor, request_id, PolicyScope.organization, organization_id, None, None)
 
 
@@ -211,6 +215,8 @@ async def set_project_policy(project_id: Identifier, body: PolicyIn, services: S
 @router.delete("/projects/{project_id}/reminder-policy", response_model=PolicyView)
 async def remove_project_policy(project_id: Identifier, services: ServicesDep, actor: ActorDep,
                                 request_id: RequestIdDep) -> PolicyView:
+    async with services.pool.acquire() as conn:
+        await _project_exists(conn, project_id)
     return await _set_policy(services, actor, request_id, PolicyScope.project, project_id, None, [project_id])
 
 
@@ -237,6 +243,8 @@ async def set_milestone_policy(project_id: Identifier, milestone_id: Identifier,
 @router.delete("/projects/{project_id}/milestones/{milestone_id}/reminder-policy", response_model=PolicyView)
 async def remove_milestone_policy(project_id: Identifier, milestone_id: Identifier, services: ServicesDep,
                                   actor: ActorDep, request_id: RequestIdDep) -> PolicyView:
+    async with services.pool.acquire() as conn:
+        await _project_exists(conn, project_id, milestone_id)
     return await _set_policy(services, actor, request_id, PolicyScope.milestone,
                              milestone_scope_id(project_id, milestone_id), None, [project_id])
 
@@ -248,7 +256,7 @@ async def remove_milestone_policy(project_id: Identifier, milestone_id: Identifi
 async def calendar(services: ServicesDep, actor: ActorDep) -> CalendarView:
     """The working-day calendar in force, and its versions."""
     async with services.pool.acquire() as conn:
-        current = await current_calendar(conn)
+        current = await current_calendar(conn, services.calendar_name)
         versions = await calendar_versions(conn, current.name)
     return CalendarView(name=current.name, version=current.version, covered_years=sorted(current.covered_years),
                         versions=[dict(r) for r in versions])
@@ -257,7 +265,7 @@ async def calendar(services: ServicesDep, actor: ActorDep) -> CalendarView:
 @router.get("/calendar/years/{year}", response_model=CalendarYearView)
 async def calendar_year(year: Year, services: ServicesDep, actor: ActorDep) -> CalendarYearView:
     async with services.pool.acquire() as conn:
-        current = await current_calendar(conn)
+        current = await current_calendar(conn, services.calendar_name)
     return _year_view(current, year)
 
 
@@ -285,7 +293,7 @@ async def preview_calendar_year(year: Year, body: CalendarYearIn, services: Serv
     """Which open notices would move (or appear, or disappear) if this year's data were applied.
     Nothing is changed."""
     async with services.pool.acquire() as conn:
-        current = await current_calendar(conn)
+        current = await current_calendar(conn, services.calendar_name)
         proposed = _with_year(current, year, body)
         moves = await schedule.calendar_moves(conn, current, proposed, _now(), services.reminder_hour,
                                               services.reminder_until_hour)
@@ -299,7 +307,7 @@ async def set_calendar_year(year: Year, body: CalendarYearIn, services: Services
     `expected_version` must be the version previewed (409 otherwise). Every open project reschedules."""
     _require(actor, SETTINGS_EDITORS, "change the working-day calendar")
     async with services.pool.acquire() as conn:
-        current = await current_calendar(conn)
+        current = await current_calendar(conn, services.calendar_name)
         proposed = _with_year(current, year, body)
         moves = await schedule.calendar_moves(conn, current, proposed, _now(), services.reminder_hour,
                                               services.reminder_until_hour)
