@@ -77,8 +77,9 @@ class ReminderActivities:
     async def load_reminder_setup(self, project_id: str) -> ReminderSetup:
         async with self._pool.acquire() as conn:
             return ReminderSetup(policies=await policy_book_for(conn, project_id),
-                                 calendar=await current_calendar(conn, self._config.calendar_name), hour=self._config.hour,
-                                 until_hour=self._config.until_hour, give_up_after=self._config.give_up_after)
+                                 calendar=await current_calendar(conn, self._config.calendar_name),
+                                 hour=self._config.hour, until_hour=self._config.until_hour,
+                                 give_up_after=self._config.give_up_after)
 
     @activity.defn(name=DELIVER_NOTICE)
     async def deliver_notice(self, dispatch: Dispatch) -> int:

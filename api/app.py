@@ -10,8 +10,7 @@ from fastapi import APIRouter, FastAPI
 from api import errors
 from api.audit_log import AttemptAuditMiddleware
 from api.idempotency import IdempotencyMiddleware
-from api.routes import audit, cooperations, organizations, projects, reminders
-from api.routes import feeds, inbox, webhooks
+from api.routes import audit, cooperations, feeds, inbox, organizations, projects, reminders, webhooks
 from api.services import ActorDep, Services
 from domain.audit import Actor
 

@@ -28,6 +28,8 @@ from runtime.settings import Settings, get_settings
 if TYPE_CHECKING:  # imported lazily at run time: `accord --help` stays fast
     import asyncpg
 
+    from runtime.mail_sink import MailSink
+
 log = logging.getLogger("accord")
 
 
@@ -124,7 +126,7 @@ async def _serve_everything(settings: Settings, owner_url: str, database_url: st
         checkpoints = asyncio.create_task(
             checkpoint_periodically(pool, audit_key, settings.audit_checkpoint_seconds))
         async with worker:
-            _print_banner(settings, database_url, address, token, show_temporal_ui)
+            _print_banner(settings, database_url, address, token, show_temporal_ui, sink)
             await server.serve()
             print("\nShutting down: API stopped, draining the worker ...", flush=True)
         checkpoints.cancel()
@@ -167,7 +169,8 @@ async def _ensure_admin(conn: asyncpg.Connection, token_file: Path) -> str | Non
     return token
 
 
-def _print_banner(settings: Settings, database_url: str, address: str, token: str | None, ui: bool) -> None:
+def _print_banner(settings: Settings, database_url: str, address: str, token: str | None, ui: bool,
+                  sink: MailSink | None) -> None:
     base = f"http://{settings.api_host}:{settings.api_port}"
     lines = [
         "",
@@ -175,6 +178,8 @@ def _print_banner(settings: Settings, database_url: str, address: str, token: st
         f"  API           {base}/api/v1   (docs: {base}/docs)",
         f"  Temporal UI   http://127.0.0.1:{settings.temporal_ui_port}" if ui else f"  Temporal      {address}",
         f"  PostgreSQL    {database_url}",
+        f"  Mail sink     smtp://127.0.0.1:{sink.port}  (reminder mail kept in {sink.folder})" if sink
+        else f"  Mail relay    {settings.smtp_host}:{settings.smtp_port}",
     ]
     if token:
         lines += [f"  Admin token   {token}", f"                (first start: saved to {settings.admin_token_file})"]

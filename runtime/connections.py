@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import asyncpg
 from temporalio.client import Client
-from datetime import timedelta
 
 from activities.reminders import ReminderConfig
 from api.services import Services

@@ -54,7 +54,8 @@ async def project_schedule(client: Client, conn: asyncpg.Connection, project_id:
                            calendar_name: str) -> ProjectSchedule:
     handle = client.get_workflow_handle_for(ProjectWorkflow.run, project_workflow_id(project_id))
     state, memory = await asyncio.gather(handle.query(ProjectWorkflow.state), handle.query(ProjectWorkflow.reminders))
-    return ProjectSchedule(state, memory, await policy_book_for(conn, project_id), await current_calendar(conn, calendar_name))
+    return ProjectSchedule(state, memory, await policy_book_for(conn, project_id),
+                           await current_calendar(conn, calendar_name))
 
 
 def upcoming(schedule: ProjectSchedule, now: datetime, hour: int, until_hour: int) -> list[Notice]:
@@ -76,13 +77,14 @@ def what_if(schedule: ProjectSchedule, milestone_id: str, new_due_date: date, no
 
 
 async def open_reminder_milestones(conn: asyncpg.Connection) -> dict[str, list[ReminderMilestone]]:
-    """Open milestones of projects that can still be reminded, by lead organization, from the read model."""
+    """Open milestones of projects that can still be reminded (planned or active), by lead organization,
+    from the read model."""
     rows = await conn.fetch(
         """
         SELECT c.lead_organization_id AS organization_id, p.id AS project_id, p.status, p.created_at,
                m.id AS milestone_id, m.name, m.due_date, m.owner, m.moves
         FROM milestones m JOIN projects p ON p.id = m.project_id JOIN cooperations c ON c.id = p.cooperation_id
-        WHERE m.status = 'open' AND p.status = 'active'
+        WHERE m.status = 'open' AND p.status IN ('planned', 'active')
         ORDER BY p.id, m.position
         """)
     grouped: dict[str, list[ReminderMilestone]] = {}
@@ -162,7 +164,7 @@ async def open_project_ids(conn: asyncpg.Connection, organization_id: str | None
     rows = await conn.fetch(
         """
         SELECT p.id FROM projects p JOIN cooperations c ON c.id = p.cooperation_id
-        WHERE p.status IN ('active', 'suspended') AND ($1::text IS NULL OR c.lead_organization_id = $1)
+        WHERE p.status IN ('planned', 'active', 'suspended') AND ($1::text IS NULL OR c.lead_organization_id = $1)
         ORDER BY p.id
         """, organization_id)
     return [r["id"] for r in rows]

@@ -7,12 +7,12 @@ works on its own fresh ids, so tests never see each other's records.
 from __future__ import annotations
 
 import shutil
-from datetime import date, timedelta
 import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import asyncpg

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import sys
 import tempfile
 from collections.abc import AsyncIterator
 from datetime import datetime, time, timedelta
@@ -20,7 +19,6 @@ from pathlib import Path
 import asyncpg
 import pytest_asyncio
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.reminders import ReminderConfig
@@ -30,9 +28,9 @@ from domain.audit import OFFICE_TZ
 from domain.cooperation import CreateProject
 from domain.project import CompleteMilestone, MilestoneSpec
 from runtime.mail_sink import MailSink, free_port
-from runtime.temporal import build_worker
 from tests.conftest import ALWAYS_OPEN, new_id
 from tests.test_workflow_lifecycle import in_delivery, open_cooperation
+from tests.time_skipping import skip_to, time_skipping_worker
 
 QUEUE = "accord-reminders-outage"
 GIVE_UP_AFTER = timedelta(days=3)
@@ -42,23 +40,10 @@ GIVE_UP_AFTER = timedelta(days=3)
 async def outage(pool: asyncpg.Pool) -> AsyncIterator[tuple[WorkflowEnvironment, int]]:
     """A time-skipping server and a worker whose SMTP server is not running yet."""
     port = free_port()
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(Path(sys.executable).parent / "temporal-test-server"),
-        data_converter=pydantic_data_converter,
-    )
     config = ReminderConfig(smtp=SmtpSettings(port=port, timeout=5), hour=0, until_hour=24,
                             give_up_after=GIVE_UP_AFTER, calendar_name=ALWAYS_OPEN)
-    try:
-        async with build_worker(env.client, pool, QUEUE, reminders=config):
-            yield env, port
-    finally:
-        await env.shutdown()
-
-
-async def skip_to(env: WorkflowEnvironment, moment: datetime) -> None:
-    now = await env.get_current_time()
-    assert moment > now
-    await env.sleep(moment - now)
+    async with time_skipping_worker(pool, QUEUE, config) as env:
+        yield env, port
 
 
 async def email_rows(pool: asyncpg.Pool, project_id: str) -> list[asyncpg.Record]:

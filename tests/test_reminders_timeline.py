@@ -14,16 +14,13 @@ working day. 2028 has no data, so it counts Monday to Friday.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import asyncpg
 import pytest_asyncio
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.reminders import ReminderConfig
@@ -33,9 +30,9 @@ from domain.audit import OFFICE_TZ
 from domain.cooperation import CreateProject
 from domain.project import CompleteMilestone, MilestoneSpec, MoveMilestone, ResumeProject, SuspendProject
 from domain.reminders import EscalationStep, RecipientRole, ReminderPolicy
-from runtime.temporal import build_worker
 from tests.conftest import new_id
 from tests.test_workflow_lifecycle import in_delivery, open_cooperation
+from tests.time_skipping import skip_to, time_skipping_worker
 
 QUEUE = "accord-reminders-timeline"
 
@@ -56,21 +53,8 @@ def local(y: int, m: int, d: int, hour: int = 9) -> datetime:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def skipping(pool: asyncpg.Pool) -> AsyncIterator[tuple[WorkflowEnvironment, Client]]:
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(Path(sys.executable).parent / "temporal-test-server"),
-        data_converter=pydantic_data_converter,
-    )
-    try:
-        async with build_worker(env.client, pool, QUEUE, reminders=ReminderConfig()):
-            yield env, env.client
-    finally:
-        await env.shutdown()
-
-
-async def skip_to(env: WorkflowEnvironment, moment: datetime) -> None:
-    now = await env.get_current_time()
-    assert moment > now, "the scenario must move forward in time"
-    await env.sleep(moment - now)
+    async with time_skipping_worker(pool, QUEUE, ReminderConfig()) as env:
+        yield env, env.client
 
 
 async def enter_2027_holidays(pool: asyncpg.Pool) -> None:

@@ -9,19 +9,15 @@ update-with-start, so `runtime.lifecycle.create_cooperation` works unchanged the
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
-from pathlib import Path
 
 import asyncpg
 import pytest_asyncio
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from domain.cooperation import AgreementKind, SubmitAgreement
-from runtime.temporal import build_worker
 from tests.test_workflow_lifecycle import (
     FRAMEWORK_SIGNED_ON,
     OFFICER,
@@ -34,21 +30,15 @@ from tests.test_workflow_lifecycle import (
     review_rest,
     sign,
 )
+from tests.time_skipping import time_skipping_worker
 
 TIME_SKIPPING_QUEUE = "accord-time-skipping"
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def skipping_client(pool: asyncpg.Pool) -> AsyncIterator[tuple[WorkflowEnvironment, Client]]:
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(Path(sys.executable).parent / "temporal-test-server"),
-        data_converter=pydantic_data_converter,
-    )
-    try:
-        async with build_worker(env.client, pool, TIME_SKIPPING_QUEUE):
-            yield env, env.client
-    finally:
-        await env.shutdown()
+    async with time_skipping_worker(pool, TIME_SKIPPING_QUEUE) as env:
+        yield env, env.client
 
 
 async def test_framework_agreement_signed_on_time_skipping_server(
