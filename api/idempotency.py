@@ -106,28 +106,29 @@ async def _run_capturing(app: ASGIApp, scope: Scope, body: bytes, send: Send) ->
         delivered = True
         return {"type": "http.request", "body": body, "more_body": False}
 
-    status, content_type, parts, secret = 500, "application/json", [], False
+    status, content_type, parts = 500, "application/json", []
 
     async def capture(message: Message) -> None:
-        nonlocal status, content_type, secret
+        nonlocal status, content_type
         if message["type"] == "http.response.start":
             status = message["status"]
             for k, v in message.get("headers", []):
                 if k.lower() == b"content-type":
                     content_type = v.decode("latin-1")
-                if k.lower() == b"cache-control" and b"no-store" in v.lower():
-                    secret = True
         elif message["type"] == "http.response.body":
             parts.append(message.get("body", b""))
         await send(message)
 
     await app(scope, replay, capture)
-    if secret:
-        # An answer marked no-store carries a secret shown once (a webhook secret, a feed URL):
-        # it must not be kept in the database, so a replay says what happened without it.
+    if scope.get("state", {}).get(WITHHOLD_REPLAY):
+        # The answer holds a secret the database must never keep in clear (a calendar-feed URL,
+        # of which only a hash is stored): a replay says what happened, without it.
         return idempotency.StoredAnswer(status, SECRET_WITHHELD, "application/json")
     return idempotency.StoredAnswer(status, b"".join(parts), content_type)
 
+
+WITHHOLD_REPLAY = "withhold_replay"
+"""Set on `request.state` by a handler whose answer must not be stored for replay."""
 
 SECRET_WITHHELD = json.dumps({
     "detail": "this request was applied; its answer held a secret that is shown only once and is not stored"

@@ -37,11 +37,11 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from domain.calendar import WorkingCalendar, at_local_hour, check_hours, office_date
 from domain.project import ProjectState, ProjectStatus
-from domain.types import Identifier, Name
+from domain.types import Name
 
 DEFAULT_HOUR = 9
 DEFAULT_UNTIL_HOUR = 18
@@ -70,6 +70,8 @@ class NoticeRule(StrEnum):
 # ---------------------------------------------------------------- policies
 
 WorkingDayOffset = Annotated[int, Field(ge=1, le=MAX_OFFSET)]
+PolicyId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,299}$")]
+"""Stored policies are named after their scope: "organization:<id>", "milestone:<project>/<milestone>"."""
 
 
 class EscalationStep(BaseModel):
@@ -94,7 +96,7 @@ class ReminderPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    policy_id: Identifier
+    policy_id: PolicyId
     version: int = Field(default=1, ge=1)
     name: Name | None = None
     before_working_days: list[WorkingDayOffset] = Field(default_factory=lambda: [30, 7, 1])

@@ -302,17 +302,16 @@ async def test_retry_after_the_state_moved_on_still_replays(api, pool: asyncpg.P
     assert len((await coop.get())["agreements"]) == 3
 
 
-async def test_an_answer_with_a_secret_is_applied_once_but_not_stored(api, pool: asyncpg.Pool) -> None:
-    """A webhook's secret is shown once: a retry with the same key must not reveal it again, and
-    the idempotency store must not hold it."""
-    key = new_id("hook-key-")
-    body = {"department": f"Dept {key}", "url": "https://93.184.216.34/robot/send"}
-    first = await api.http.post("/webhooks", json=body, headers={"Idempotency-Key": key})
-    again = await api.http.post("/webhooks", json=body, headers={"Idempotency-Key": key})
+async def test_a_feed_url_is_applied_once_but_not_stored_for_replay(api, pool: asyncpg.Pool) -> None:
+    """A calendar feed's URL is a credential of which only a hash is kept: a retry with the same
+    key must not reveal it again, and the idempotency store must not hold it."""
+    key = new_id("feed-key-")
+    first = await api.http.post("/calendar-feeds", json={"scope": "me"}, headers={"Idempotency-Key": key})
+    again = await api.http.post("/calendar-feeds", json={"scope": "me"}, headers={"Idempotency-Key": key})
     assert first.status_code == 201 and again.status_code == 201
-    secret = first.json()["secret"]
+    secret = first.json()["url"].rsplit("/", 1)[1].removesuffix(".ics")
     assert secret not in again.text and "shown only once" in again.text
     stored = await pool.fetchval("SELECT response_body FROM idempotency_keys WHERE key = $1", key)
     assert stored is not None and secret.encode() not in bytes(stored)
-    listed = await api.http.get("/webhooks", params={"department": body["department"]})
-    assert len(listed.json()) == 1
+    mine = await api.http.get("/calendar-feeds")
+    assert sum(1 for f in mine.json() if f["id"] == first.json()["id"]) == 1

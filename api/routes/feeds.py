@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request, Response, status
 from api.audit_log import event_for, with_origin
 from api.errors import conflict, not_found
 from api.notice_schemas import CalendarFeed, CalendarFeedCreated, CalendarFeedIn
+from api.idempotency import WITHHOLD_REPLAY
 from api.services import ActorDep, RequestIdDep, Services, ServicesDep, new_id
 from channels.ics import calendar_bytes, milestone_event
 from db import feeds
@@ -38,10 +39,11 @@ def feed_url(services: Services, secret: str) -> str:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=CalendarFeedCreated)
-async def create_feed(body: CalendarFeedIn, response: Response, services: ServicesDep, actor: ActorDep,
-                      request_id: RequestIdDep) -> dict:
+async def create_feed(body: CalendarFeedIn, request: Request, response: Response, services: ServicesDep,
+                      actor: ActorDep, request_id: RequestIdDep) -> dict:
     """A feed of the caller's milestones (`me`) or a department's; the answer's `url` is never shown again."""
     response.headers["Cache-Control"] = "no-store"  # the URL is a credential: no proxy or browser cache keeps it
+    setattr(request.state, WITHHOLD_REPLAY, True)  # nor the idempotency store: only its hash is kept
     feed_id = new_id(request_id, "calendar_feed")
     secret = secrets.token_urlsafe(32)
     user_id = actor.user_id if body.scope == "me" else None

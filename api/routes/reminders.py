@@ -8,7 +8,7 @@ from typing import Annotated
 
 import asyncpg
 from fastapi import APIRouter, HTTPException, Path, Query, status
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.audit_log import event_for
 from api.errors import conflict, not_found
@@ -63,7 +63,9 @@ def _now() -> datetime:
 async def _schedule(services: Services, conn: asyncpg.Connection, project_id: str) -> schedule.ProjectSchedule:
     try:
         return await schedule.project_schedule(services.client, conn, project_id, services.calendar_name)
-    except RPCError:
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise  # Temporal is unreachable: a 503, not "no such project"
         raise not_found(f"project {project_id}") from None
 
 
