@@ -29,9 +29,6 @@ from db.reminder_settings import DEFAULT_CALENDAR, current_calendar, policy_book
 from domain.records import DELIVER_NOTICE, LOAD_REMINDER_SETUP, REPORT_FAILED_DELIVERY
 from domain.reminders import Dispatch, FailedDispatch, RecipientRole, ReminderSetup
 
-# Longer than one attempt's start-to-close timeout, so an attempt that died frees its rows
-# by the time Temporal retries it.
-LEASE = timedelta(minutes=3)
 
 
 @dataclass(frozen=True)
@@ -46,7 +43,15 @@ class ReminderConfig:
     hour: int = 9
     until_hour: int = 18
     give_up_after: timedelta = timedelta(hours=72)
+    attempt_timeout: timedelta = timedelta(minutes=2)
+    first_retry: timedelta = timedelta(seconds=30)
     calendar_name: str = DEFAULT_CALENDAR
+
+    @property
+    def lease(self) -> timedelta:
+        """Longer than one attempt may run (its start-to-close timeout): a lease never expires
+        under an attempt that is still sending, and one that died frees its rows soon after."""
+        return self.attempt_timeout * 1.5
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,8 @@ class ReminderActivities:
             return ReminderSetup(policies=await policy_book_for(conn, project_id),
                                  calendar=await current_calendar(conn, self._config.calendar_name),
                                  hour=self._config.hour, until_hour=self._config.until_hour,
-                                 give_up_after=self._config.give_up_after)
+                                 give_up_after=self._config.give_up_after,
+                                 attempt_timeout=self._config.attempt_timeout, first_retry=self._config.first_retry)
 
     @activity.defn(name=DELIVER_NOTICE)
     async def deliver_notice(self, dispatch: Dispatch) -> int:
@@ -162,7 +168,7 @@ class ReminderActivities:
                 await self._fail(conn, ctx, dispatch, target.delivery_id, "none", role,
                                  f"nobody holds the role {role} for department {ctx.department}")
                 return None
-            if not await rows.claim(conn, target.delivery_id, LEASE):
+            if not await rows.claim(conn, target.delivery_id, self._config.lease):
                 return "another attempt holds the lease"
             if target.channel == "inbox":
                 assert target.person is not None

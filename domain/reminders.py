@@ -443,6 +443,10 @@ class ReminderSetup(BaseModel):
     until_hour: int = DEFAULT_UNTIL_HOUR
     give_up_after: timedelta = timedelta(hours=72)
     """How long a channel that is down is retried before the failure is reported."""
+    attempt_timeout: timedelta = timedelta(minutes=2)
+    """One delivery attempt; a worker that dies mid-attempt is noticed after this long."""
+    first_retry: timedelta = timedelta(seconds=30)
+    """The first retry interval; it doubles up to an hour."""
 
 
 class Dispatch(BaseModel):

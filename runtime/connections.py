@@ -66,4 +66,5 @@ def reminder_config(settings: Settings, smtp_port: int | None = None) -> Reminde
         public_url=settings.public_url, smtp=smtp, allow_private_webhooks=settings.webhook_allow_private,
         leadership_department=settings.leadership_department, hour=settings.reminder_hour,
         until_hour=settings.reminder_until_hour, give_up_after=timedelta(hours=settings.delivery_retry_hours),
-        calendar_name=settings.reminder_calendar)
+        attempt_timeout=timedelta(seconds=settings.delivery_attempt_seconds),
+        first_retry=timedelta(seconds=settings.delivery_first_retry_seconds), calendar_name=settings.reminder_calendar)

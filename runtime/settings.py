@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     reminder_hour: int = Field(default=9, ge=0, le=23)
     reminder_until_hour: int = Field(default=18, ge=1, le=24)
     delivery_retry_hours: float = Field(default=72.0, gt=0)
+    delivery_attempt_seconds: float = Field(default=120.0, ge=5)
+    delivery_first_retry_seconds: float = Field(default=30.0, ge=1)
     leadership_department: str = "leadership-office"
     reminder_calendar: str = "China mainland"
 

@@ -38,11 +38,9 @@ with workflow.unsafe.imports_passed_through():
         upcoming_notices,
     )
 
-# One attempt sends to every recipient and channel of one notice: short, then retried
-# with backoff (30 s, 1 min, 2 min ... capped at an hour) until `give_up_after`.
-DELIVERY_ATTEMPT = timedelta(minutes=2)
-DELIVERY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=30), backoff_coefficient=2.0,
-                             maximum_interval=timedelta(hours=1))
+# One attempt sends to every recipient and channel of one notice (`attempt_timeout`), then it is
+# retried with backoff (`first_retry`, doubling, capped at an hour) until `give_up_after`.
+LONGEST_RETRY_INTERVAL = timedelta(hours=1)
 # Loading the setup and reporting a failure only touch PostgreSQL: retried until it is back.
 DATABASE_ONLY = dict(start_to_close_timeout=timedelta(seconds=30),
                      retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1),
@@ -84,14 +82,15 @@ class ReminderLoop:
 
     async def run(self, project: Callable[[], ProjectState], stop: Callable[[], bool]) -> None:
         """Remind until `stop()` is true; in-flight deliveries go on (see `finish`)."""
-        for dispatch in self._carried:
+        if stop():
+            return
+        await self._load_setup()
+        for dispatch in self._carried:  # dispatches of the previous run that had not finished
             self._start(dispatch)
         self._carried = []
         while not stop():
             if self._reload:
-                self._reload = False
-                self._setup = await workflow.execute_activity(
-                    LOAD_REMINDER_SETUP, self._project_id, result_type=ReminderSetup, **DATABASE_ONLY)
+                await self._load_setup()
             wakeup = self._turn(project())
             self._changed = False
             now = workflow.now()
@@ -100,6 +99,11 @@ class ReminderLoop:
                                               timeout=(wakeup - now) if wakeup else None)
             except asyncio.TimeoutError:
                 pass
+
+    async def _load_setup(self) -> None:
+        self._reload = False
+        self._setup = await workflow.execute_activity(
+            LOAD_REMINDER_SETUP, self._project_id, result_type=ReminderSetup, **DATABASE_ONLY)
 
     async def finish(self) -> None:
         """Wait for the deliveries already dispatched (a closed project still owes what fell due)."""
@@ -127,11 +131,14 @@ class ReminderLoop:
 
     async def _deliver(self, dispatch: Dispatch) -> None:
         notice: Notice = dispatch.notice
-        give_up_after = self._setup.give_up_after if self._setup else timedelta(hours=72)
+        setup = self._setup
+        assert setup is not None, "dispatches start only after the setup is loaded"
+        retry = RetryPolicy(initial_interval=setup.first_retry, backoff_coefficient=2.0,
+                            maximum_interval=LONGEST_RETRY_INTERVAL)
         try:
             await workflow.execute_activity(
-                DELIVER_NOTICE, dispatch, start_to_close_timeout=DELIVERY_ATTEMPT,
-                schedule_to_close_timeout=give_up_after, retry_policy=DELIVERY_RETRY)
+                DELIVER_NOTICE, dispatch, start_to_close_timeout=setup.attempt_timeout,
+                schedule_to_close_timeout=setup.give_up_after, retry_policy=retry)
         except ActivityError as error:
             reason = str(error.cause or error)
             await workflow.execute_activity(REPORT_FAILED_DELIVERY, FailedDispatch(dispatch=dispatch, reason=reason),
