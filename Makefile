@@ -27,6 +27,9 @@ clean:
 
 # The audit trail at scale, outside `make test`: 10M events unless ACCORD_BENCH_EVENTS says
 # otherwise; ACCORD_BENCH_KEEP=DIR keeps the dataset there for the next run.
+# Then reminders: 10 cooperations x 100 projects x 10 milestones due at one instant, unless
+# ACCORD_BENCH_COOPERATIONS / _PROJECTS / _MILESTONES say otherwise.
 .PHONY: bench
 bench: $(STAMP)
 	$(BIN)/python -m bench.audit --events $(or $(ACCORD_BENCH_EVENTS),10000000) $(if $(ACCORD_BENCH_KEEP),--keep $(ACCORD_BENCH_KEEP))
+	$(BIN)/python -m bench.reminders $(if $(ACCORD_BENCH_COOPERATIONS),--cooperations $(ACCORD_BENCH_COOPERATIONS)) $(if $(ACCORD_BENCH_PROJECTS),--projects $(ACCORD_BENCH_PROJECTS)) $(if $(ACCORD_BENCH_MILESTONES),--milestones $(ACCORD_BENCH_MILESTONES))

@@ -27,7 +27,7 @@ from db import deliveries as rows
 from db.deliveries import Person, ProjectContext
 from db.reminder_settings import DEFAULT_CALENDAR, current_calendar, policy_book_for
 from domain.records import DELIVER_NOTICE, LOAD_REMINDER_SETUP, REPORT_FAILED_DELIVERY
-from domain.reminders import Dispatch, FailedDispatch, RecipientRole, ReminderSetup
+from domain.reminders import Dispatch, FailedDispatch, RecipientRole, ReminderSetup, SetupRequest
 
 
 
@@ -79,9 +79,9 @@ class ReminderActivities:
         return [self.load_reminder_setup, self.deliver_notice, self.report_failed_delivery]
 
     @activity.defn(name=LOAD_REMINDER_SETUP)
-    async def load_reminder_setup(self, project_id: str) -> ReminderSetup:
+    async def load_reminder_setup(self, request: SetupRequest) -> ReminderSetup:
         async with self._pool.acquire() as conn:
-            return ReminderSetup(policies=await policy_book_for(conn, project_id),
+            return ReminderSetup(policies=await policy_book_for(conn, request.project_id, request.cooperation_id),
                                  calendar=await current_calendar(conn, self._config.calendar_name),
                                  hour=self._config.hour, until_hour=self._config.until_hour,
                                  give_up_after=self._config.give_up_after,

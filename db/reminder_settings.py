@@ -85,24 +85,26 @@ async def current_policy(conn: asyncpg.Connection, scope: PolicyScope, scope_id:
     return _policy_version(row).policy if row is not None else None
 
 
-async def policy_book_for(conn: asyncpg.Connection, project_id: str) -> PolicyBook:
+async def policy_book_for(conn: asyncpg.Connection, project_id: str, cooperation_id: str) -> PolicyBook:
     """The policies that can apply to one project: its organization's, its own and its milestones'.
 
     The organization is the cooperation's lead party (the city government or committee
-    whose office runs the cooperation).
+    whose office runs the cooperation). It is found through the cooperation, whose row
+    exists before any of its projects: the project's own row may still be on its way
+    when the project's workflow first loads its setup.
     """
     rows = await conn.fetch(
         """
         SELECT DISTINCT ON (p.scope, p.scope_id) p.*
         FROM reminder_policies p
         WHERE (p.scope = 'organization' AND p.scope_id = (
-                   SELECT c.lead_organization_id FROM projects pr JOIN cooperations c ON c.id = pr.cooperation_id
-                   WHERE pr.id = $1))
+                   SELECT c.lead_organization_id FROM cooperations c WHERE c.id = $3))
            OR (p.scope = 'project' AND p.scope_id = $1)
            OR (p.scope = 'milestone' AND p.scope_id LIKE $2)
         ORDER BY p.scope, p.scope_id, p.version DESC
         """,
-        project_id, project_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%")
+        project_id, project_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%",
+        cooperation_id)
     book = PolicyBook()
     for row in rows:
         version = _policy_version(row)

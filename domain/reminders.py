@@ -449,6 +449,11 @@ class ReminderSetup(BaseModel):
     """The first retry interval; it doubles up to an hour."""
 
 
+class SetupRequest(BaseModel):
+    project_id: str
+    cooperation_id: str
+
+
 class Dispatch(BaseModel):
     """A notice handed to delivery, and the workflow time it was handed over."""
 

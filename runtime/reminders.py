@@ -54,7 +54,7 @@ async def project_schedule(client: Client, conn: asyncpg.Connection, project_id:
                            calendar_name: str) -> ProjectSchedule:
     handle = client.get_workflow_handle_for(ProjectWorkflow.run, project_workflow_id(project_id))
     state, memory = await asyncio.gather(handle.query(ProjectWorkflow.state), handle.query(ProjectWorkflow.reminders))
-    return ProjectSchedule(state, memory, await policy_book_for(conn, project_id),
+    return ProjectSchedule(state, memory, await policy_book_for(conn, project_id, state.cooperation_id),
                            await current_calendar(conn, calendar_name))
 
 

@@ -49,7 +49,7 @@ class ProjectWorkflow:
         else:
             assert input.new is not None
             self._state = rules.new_project(input.new)
-        self._reminders = ReminderLoop(self._state.project_id, input.reminders)
+        self._reminders = ReminderLoop(self._state.project_id, self._state.cooperation_id, input.reminders)
 
     @workflow.run
     async def run(self, input: ProjectInput) -> ProjectState:

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         Notice,
         ReminderMemory,
         ReminderSetup,
+        SetupRequest,
         due_now,
         keys_still_relevant,
         next_wakeup,
@@ -48,9 +49,9 @@ DATABASE_ONLY = dict(start_to_close_timeout=timedelta(seconds=30),
 
 
 class ReminderLoop:
-    def __init__(self, project_id: str, memory: ReminderMemory | None) -> None:
+    def __init__(self, project_id: str, cooperation_id: str, memory: ReminderMemory | None) -> None:
         memory = memory or ReminderMemory()
-        self._project_id = project_id
+        self._request = SetupRequest(project_id=project_id, cooperation_id=cooperation_id)
         self._handled: set[str] = set(memory.sent_keys)
         self._in_flight: dict[str, Dispatch] = {}
         self._carried = list(memory.in_flight)
@@ -95,7 +96,9 @@ class ReminderLoop:
             self._changed = False
             now = workflow.now()
             try:
-                await workflow.wait_condition(lambda: self._changed or stop(),
+                # `_reload` too: a settings signal that came while the setup was loading set both
+                # flags, and the turn above has just cleared `_changed`.
+                await workflow.wait_condition(lambda: self._changed or self._reload or stop(),
                                               timeout=(wakeup - now) if wakeup else None)
             except asyncio.TimeoutError:
                 pass
@@ -103,7 +106,7 @@ class ReminderLoop:
     async def _load_setup(self) -> None:
         self._reload = False
         self._setup = await workflow.execute_activity(
-            LOAD_REMINDER_SETUP, self._project_id, result_type=ReminderSetup, **DATABASE_ONLY)
+            LOAD_REMINDER_SETUP, self._request, result_type=ReminderSetup, **DATABASE_ONLY)
 
     async def finish(self) -> None:
         """Wait for the deliveries already dispatched (a closed project still owes what fell due)."""
