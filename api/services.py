@@ -37,6 +37,8 @@ def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
 _bearer = HTTPBearer(auto_error=False, description="An API token from `accord user create`.")
 
 
@@ -56,7 +58,10 @@ async def get_actor(
             detail="a valid API token is required (Authorization: Bearer <token>)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    actor = with_origin(Actor(user_id=user.id, name=user.display_name, role=user.role, auth_method="api_token",
+    if user.scope == "read" and request.method not in SAFE_METHODS:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this API token is read-only")
+    actor = with_origin(Actor(user_id=user.id, name=user.display_name, role=user.role, roles=user.all_roles,
+                              auth_method="api_token",
                               department=user.department), request)
     request.state.actor = actor
     return actor

@@ -70,7 +70,12 @@ async def people_named(conn: asyncpg.Connection, name: str) -> list[Person]:
 
 async def leaders_of(conn: asyncpg.Connection, department: str) -> list[Person]:
     rows = await conn.fetch(
-        "SELECT id, display_name, email, language FROM users WHERE role = 'leader' AND department = $1 ORDER BY id",
+        """
+        SELECT u.id, u.display_name, u.email, u.language FROM users u
+        WHERE u.department = $1 AND u.disabled_at IS NULL
+          AND EXISTS (SELECT 1 FROM user_roles r WHERE r.user_id = u.id AND r.role = 'leader')
+        ORDER BY u.id
+        """,
         department)
     return [Person(*r.values()) for r in rows]
 

@@ -14,11 +14,17 @@ class Actor(BaseModel):
     user_id: str
     name: str
     role: str = "user"
+    """The first role granted; what the audit trail's `actor_role` records."""
+    roles: tuple[str, ...] = ()
+    """Every role the user holds (empty for the system and for actors recorded before roles)."""
     auth_method: str = "api_token"
     department: str | None = None
     # Where the request came from; recorded with every event the action causes.
     source_ip: str | None = None
     user_agent: str | None = None
+
+    def has_role(self, *roles: str) -> bool:
+        return any(r in (self.roles or (self.role,)) for r in roles)
 
 
 SYSTEM_ACTOR = Actor(user_id="system", name="Accord workflow", role="system", auth_method="workflow")

@@ -52,7 +52,7 @@ SETTINGS_EDITORS = {"admin", "leader"}
 
 
 def _require(actor: Actor, roles: set[str], what: str) -> None:
-    if actor.role not in roles:
+    if not actor.has_role(*roles):
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"only {' or '.join(sorted(roles))} may {what}")
 
 
