@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 from api import errors
 from api.audit_log import AttemptAuditMiddleware
 from api.idempotency import IdempotencyMiddleware
-from api.routes import audit, cooperations, feeds, inbox, organizations, projects, reminders, webhooks
+from api.routes import admin, audit, cooperations, feeds, inbox, organizations, projects, reminders, webhooks
 from api.services import ActorDep, Services
 from domain.audit import Actor
 
@@ -61,6 +61,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     v1.include_router(audit.router)
     v1.include_router(audit.as_of_router)
     v1.include_router(reminders.router)
+    v1.include_router(admin.router)
     v1.include_router(inbox.router)
     v1.include_router(webhooks.router)
     v1.include_router(feeds.router)
