@@ -19,6 +19,8 @@ class Actor(BaseModel):
     """Every role the user holds (empty for the system and for actors recorded before roles)."""
     auth_method: str = "api_token"
     department: str | None = None
+    reach: tuple[str, ...] = ()
+    """The departments below the actor's own, which a leader's view covers (domain/access.py)."""
     # Where the request came from; recorded with every event the action causes.
     source_ip: str | None = None
     user_agent: str | None = None
