@@ -130,6 +130,8 @@ class Agreement(BaseModel):
     signatures: list[Signature] = Field(default_factory=list)
     signed_on: date | None = None
     revision: int = 1
+    authors: list[str] = Field(default_factory=list)
+    """User ids of whoever drafted or edited it: they may not decide its review steps."""
 
     def current_step(self) -> ReviewStep | None:
         return next((s for s in self.review_steps if s.status == StepStatus.pending), None)
@@ -389,6 +391,7 @@ def _draft_agreement(state: CooperationState, cmd: DraftAgreement, ctx: ActionCo
         title=cmd.title,
         parties=[Party(**p.model_dump()) for p in cmd.parties],
         review_steps=[ReviewStep(name=n) for n in cmd.review_steps],
+        authors=[ctx.actor.user_id],
     )
     state.agreements.append(agreement)
     return change_of("agreement.drafted", "agreement", agreement.agreement_id, None, agreement)
@@ -413,6 +416,8 @@ def _edit_agreement(state: CooperationState, cmd: EditAgreement, ctx: ActionCont
     if cmd.review_steps is not None:
         agreement.review_steps = [ReviewStep(name=n) for n in cmd.review_steps]
     agreement.revision += 1
+    if ctx.actor.user_id not in agreement.authors:
+        agreement.authors.append(ctx.actor.user_id)
     return change_of("agreement.edited", "agreement", agreement.agreement_id, before, agreement)
 
 

@@ -78,6 +78,8 @@ class ProjectState(BaseModel):
     committed_investment: Decimal
     responsible_department: str
     responsible_officer: str
+    cooperation_department: str | None = None
+    """The department leading the cooperation: its liaison officers may act on the project too."""
     status: ProjectStatus = ProjectStatus.planned
     status_before_suspension: ProjectStatus | None = None
     status_reason: str | None = None
@@ -164,6 +166,7 @@ class NewProject(BaseModel):
     responsible_officer: str
     milestones: list[MilestoneSpec]
     created_at: datetime
+    cooperation_department: str | None = None
 
 
 def new_project(spec: NewProject) -> ProjectState:
