@@ -9,8 +9,11 @@ from fastapi import APIRouter, FastAPI
 
 from api import errors
 from api.audit_log import AttemptAuditMiddleware
+from api.hardening import RequestLimitsMiddleware, add_security_headers
 from api.idempotency import IdempotencyMiddleware
 from api.routes import admin, audit, cooperations, feeds, inbox, organizations, projects, reminders, webhooks
+from api.routes import auth as sign_in
+from api.routes import tokens
 from api.services import ActorDep, Services
 from domain.audit import Actor
 
@@ -22,6 +25,10 @@ agreements, then investment projects milestone by milestone.
 Every request needs `Authorization: Bearer <token>` (`accord user create` makes one).
 POST and PATCH accept an `Idempotency-Key` header: a retry with the same key is applied
 once and answered with the same response.
+
+`GET /cooperations/{id}` and `GET /projects/{id}` answer with an `ETag`; send it back as
+`If-Match` with a write and the write is refused with 412 if someone changed the record
+in between. Request bodies are limited (1 MiB, JSON nested at most 32 deep by default).
 """
 
 
@@ -40,14 +47,25 @@ def create_app(services: Services | None = None) -> FastAPI:
             app.state.services = opened
             yield
 
-    app = FastAPI(title="Accord", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    if services is not None:
+        environment = services.environment
+    else:
+        from runtime.settings import get_settings  # `accord api`: the lifespan opens the services later
+
+        environment = get_settings().environment
+    docs = environment != "production"  # no interactive API pages in production; /openapi.json stays
+    app = FastAPI(title="Accord", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None)
     if services is not None:
         app.state.services = services
     errors.install(app)
     # The last added is outermost: the audit sees every answer, including the idempotency
     # middleware's own refusals; it skips replayed answers, which are not new attempts.
+    # The request limits (body size, JSON depth) refuse before any token lookup or key claim.
     app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(RequestLimitsMiddleware)
     app.add_middleware(AttemptAuditMiddleware)
+    add_security_headers(app)  # around everything, Starlette's own 500 answer included
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
@@ -66,6 +84,8 @@ def create_app(services: Services | None = None) -> FastAPI:
     v1.include_router(webhooks.router)
     v1.include_router(feeds.router)
     v1.include_router(feeds.public_router)
+    v1.include_router(sign_in.router)
+    v1.include_router(tokens.router)
 
     @v1.get("/me", tags=["operations"], response_model=Actor)
     async def me(actor: ActorDep) -> Actor:

@@ -1,4 +1,4 @@
-"""Every failure as a clear HTTP answer: 404, 409 with the reason, 422 per field, 503, never a 500 for bad input."""
+"""Every failure as a clear HTTP answer: 404, 409 with the reason, 412, 422 per field, 503, never a 500 for bad input."""
 
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ def field_error(location: list[str | int], message: str) -> ApiError:
     return ApiError(422, [{"loc": location, "msg": message, "type": "value_error"}])
 
 
-_STATUS_BY_KIND = {"Refused": 409, "NotFound": 404, "Invalid": 422}
+# "Stale": an If-Match version the record has moved on from (optimistic concurrency): 412.
+_STATUS_BY_KIND = {"Refused": 409, "NotFound": 404, "Invalid": 422, "Stale": 412}
 
 
 def from_update_failure(error: WorkflowUpdateFailedError) -> ApiError:

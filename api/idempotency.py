@@ -13,10 +13,11 @@ import json
 import uuid
 from typing import Any
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.auth import COOKIE, acting_user, bearer_token
 from db import idempotency
-from db.users import user_for_token
 
 MAX_KEY_LENGTH = 200
 
@@ -36,18 +37,19 @@ class IdempotencyMiddleware:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         key = headers.get("idempotency-key")
-        token = _bearer_token(headers.get("authorization", ""))
-        if key is None or token is None:
+        if key is None or not _has_credential(scope, headers):
             await self.app(scope, receive, send)
             return
         if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
             await _json(send, 422, {"detail": [{"loc": ["header", "Idempotency-Key"], "type": "value_error",
                                                 "msg": f"must be 1 to {MAX_KEY_LENGTH} printable characters"}]})
             return
-        pool = scope["app"].state.services.pool
-        async with pool.acquire() as conn:
-            user = await user_for_token(conn, token)
-        if user is None:  # let the route answer 401
+        services = scope["app"].state.services
+        pool = services.pool
+        # The same authentication as the route's (a token, or a session cookie with its CSRF proof);
+        # `Request` over this scope reads headers only, and keeps the answer for the route in scope state.
+        user = await acting_user(Request(scope), services)
+        if user is None:  # let the route answer 401 or 403, without using up the key
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive)
@@ -81,9 +83,8 @@ class IdempotencyMiddleware:
                 await idempotency.release(conn, user.id, key)
 
 
-def _bearer_token(header: str) -> str | None:
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+def _has_credential(scope: Scope, headers: dict[str, str]) -> bool:
+    return bearer_token(headers.get("authorization")) is not None or COOKIE in Request(scope).cookies
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 import asyncpg
-from fastapi import Depends, HTTPException, Request, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Request
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
-from api.audit_log import with_origin
-from db.users import user_for_token
+from api.auth import SAFE_METHODS as SAFE_METHODS  # re-exported: defined with the rest of authentication
+from api.auth import COOKIE, AuthConfig, require_actor
 from domain.audit import OFFICE_TZ, Actor
 
 
@@ -31,40 +32,34 @@ class Services:
     leadership_department: str = "leadership-office"
     email_enabled: bool = False
     calendar_name: str = "China mainland"
+    # Sign-in and sessions (api/auth.py): every expiry and throttling decision reads this clock.
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    auth: AuthConfig | None = None  # None: from Settings (ACCORD_SESSION_*, ACCORD_LOGIN_*, ACCORD_COOKIE_SECURE)
+    # Web hardening (api/hardening.py), from Settings of the same names.
+    environment: str = "development"  # "production": no /docs or /redoc
+    max_body_bytes: int = 1024 * 1024
+    max_json_depth: int = 32
 
 
 def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-_bearer = HTTPBearer(auto_error=False, description="An API token from `accord user create`.")
+_bearer = HTTPBearer(auto_error=False, description="An API token (`accord user create`, POST /api/v1/me/tokens).")
+_session_cookie = APIKeyCookie(name=COOKIE, auto_error=False,
+                               description="The session of POST /api/v1/auth/login; writes also need X-CSRF-Token.")
 
 
 async def get_actor(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    session: Annotated[str | None, Depends(_session_cookie)],
     services: Annotated[Services, Depends(get_services)],
 ) -> Actor:
-    """Every request acts for an authenticated user; 401 otherwise."""
-    user = None
-    if credentials is not None and credentials.scheme.lower() == "bearer":
-        async with services.pool.acquire() as conn:
-            user = await user_for_token(conn, credentials.credentials)
-    if user is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail="a valid API token is required (Authorization: Bearer <token>)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    if user.scope == "read" and request.method not in SAFE_METHODS:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this API token is read-only")
-    actor = with_origin(Actor(user_id=user.id, name=user.display_name, role=user.role, roles=user.all_roles,
-                              auth_method="api_token",
-                              department=user.department), request)
-    request.state.actor = actor
-    return actor
+    """Every request acts for an authenticated user (401 otherwise): a bearer token or a session cookie.
+
+    The security dependencies only document both schemes in OpenAPI; `api.auth` decides."""
+    return await require_actor(request, services)
 
 
 def request_id(request: Request) -> str:

@@ -33,12 +33,16 @@ class CooperationAction(BaseModel):
     request_id: str
     actor: Actor
     command: CooperationCommand
+    # The version (state `seq`) the client last saw, from If-Match: the action is refused as
+    # "Stale" if the record has moved on. None (and every recorded history) checks nothing.
+    expected_seq: int | None = None
 
 
 class ProjectAction(BaseModel):
     request_id: str
     actor: Actor
     command: ProjectCommand
+    expected_seq: int | None = None  # as in CooperationAction
 
 
 class CooperationInput(BaseModel):

@@ -5,6 +5,7 @@
     accord api           the HTTP API (any number, against ACCORD_DATABASE_URL)
     accord migrate       apply pending SQL migrations
     accord user create   create a user and print an API token
+    accord user set-password   set a user's password (sign-in at POST /api/v1/auth/login)
     accord demo          drive the Mianyang / Boao Zhongheng case through a running API
 """
 
@@ -280,6 +281,53 @@ def cmd_user_create(args: argparse.Namespace) -> None:
     asyncio.run(main())
 
 
+def cmd_user_set_password(args: argparse.Namespace) -> None:
+    """Set (or reset) a user's password: from ACCORD_NEW_PASSWORD, else asked twice without echo.
+    Ends the user's sessions and forgives their failed sign-ins (an administrator's reset unlocks)."""
+    import getpass
+
+    password = os.environ.get("ACCORD_NEW_PASSWORD")
+    if password is None:
+        password = getpass.getpass(f"New password for {args.username}: ")
+        if getpass.getpass("Again: ") != password:
+            raise SystemExit("the two passwords differ; nothing was changed")
+
+    async def main() -> int:
+        from datetime import UTC, datetime
+
+        from db import passwords, sessions
+        from db.audit_chain import AuditEvent, append
+        from db.pool import connect as connect_db
+        from db.users import find_user
+        from runtime.connections import require
+
+        conn = await connect_db(args.database_url or require(get_settings())[0])
+        try:
+            user = await find_user(conn, args.username)
+            if user is None:
+                raise SystemExit(f"no user {args.username!r}")
+            now = datetime.now(UTC)
+            async with conn.transaction():
+                await passwords.set_password(conn, user.id, password, now)
+                await passwords.clear_failures(conn, user.username)
+                revoked = await sessions.revoke_all(conn, user.id, now)
+                await append(conn, AuditEvent(
+                    actor_id="system", actor_name="accord user set-password", actor_role="system", auth_method="cli",
+                    action="auth.password_set", entity_type="user", entity_id=user.id,
+                    after={"username": user.username, "sessions_revoked": revoked}))
+            return revoked
+        finally:
+            await conn.close()
+
+    from db.passwords import PasswordRejected
+
+    try:
+        revoked = asyncio.run(main())
+    except PasswordRejected as error:
+        raise SystemExit("password refused, it " + "; it ".join(error.reasons)) from None
+    print(f"password of {args.username} set; {revoked} session(s) ended")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from runtime.demo import run_demo
 
@@ -364,6 +412,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--language", choices=["zh", "en"], default="zh", help="language of the user's notices")
     create.add_argument("--database-url")
     create.set_defaults(func=cmd_user_create)
+    set_password = user.add_parser(
+        "set-password", help="set a user's password (from ACCORD_NEW_PASSWORD, or asked for); ends their sessions")
+    set_password.add_argument("username")
+    set_password.add_argument("--database-url")
+    set_password.set_defaults(func=cmd_user_set_password)
     audit = sub.add_parser("audit", help="the audit trail").add_subparsers(dest="audit_command", required=True)
     audit.add_parser("verify", help="recompute the hash chain and check every checkpoint (exit 1 if broken)")
     audit.add_parser("checkpoint", help="sign the chain head now")

@@ -50,7 +50,9 @@ def services_for(settings: Settings, pool: asyncpg.Pool, client: Client, audit_k
                     public_url=settings.public_url, allow_private_webhooks=settings.webhook_allow_private,
                     reminder_hour=settings.reminder_hour, reminder_until_hour=settings.reminder_until_hour,
                     leadership_department=settings.leadership_department, calendar_name=settings.reminder_calendar,
-                    email_enabled=bool(settings.smtp_host) if email_enabled is None else email_enabled)
+                    email_enabled=bool(settings.smtp_host) if email_enabled is None else email_enabled,
+                    environment=settings.environment, max_body_bytes=settings.max_body_bytes,
+                    max_json_depth=settings.max_json_depth)
 
 
 def reminder_config(settings: Settings, smtp_port: int | None = None) -> ReminderConfig:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,7 +53,29 @@ class Settings(BaseSettings):
     # Outbound webhooks to loopback, link-local or private addresses are refused unless allowed.
     webhook_allow_private: bool = False
     # How the API is reached from outside: links in notices and calendar-feed URLs.
+    # An https URL also turns on Strict-Transport-Security for every answer.
     public_url: str = "http://127.0.0.1:8000"
+    # "production" serves no interactive API pages (/docs, /redoc); /openapi.json stays.
+    environment: Literal["development", "production"] = "development"
+    # Request limits, checked before authentication: a larger body is a 413, deeper JSON a 422.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_json_depth: int = Field(default=32, ge=2, le=1000)
+
+    # Sign-in (api/auth.py): sessions end after this long without a request, or this long after
+    # sign-in, whichever comes first. Failed sign-ins within the window: from `login_throttle_after`
+    # on each further attempt waits (login_throttle_seconds, doubling); `login_lockout_after` lock the
+    # account for login_lockout_minutes; `login_source_limit` from one address refuse it every sign-in.
+    session_idle_minutes: float = Field(default=30.0, gt=0)
+    session_absolute_hours: float = Field(default=12.0, gt=0)
+    login_window_minutes: float = Field(default=15.0, gt=0)
+    login_throttle_after: int = Field(default=5, ge=1)
+    login_throttle_seconds: float = Field(default=2.0, gt=0)
+    login_lockout_after: int = Field(default=10, ge=1)
+    login_lockout_minutes: float = Field(default=15.0, gt=0)
+    login_source_limit: int = Field(default=50, ge=1)
+    # Mark the session cookie Secure even when TLS ends at a proxy uvicorn does not trust
+    # (otherwise it is Secure exactly when the request arrived as HTTPS).
+    cookie_secure: bool = False
 
     data_dir: Path = Path(".data")
     api_host: str = "127.0.0.1"

@@ -39,7 +39,7 @@ from workflows.common import (
     event_fields,
     refusal,
 )
-from workflows.project import ProjectWorkflow
+from workflows.project import ProjectWorkflow, check_version
 
 # workflow.patched ids: each guards a change so that histories recorded before it still replay.
 START_PROJECT_BEFORE_COMMIT = "start-project-before-commit"
@@ -109,6 +109,7 @@ class CooperationWorkflow:
             assert self._state is not None
             if action.request_id in self._handled:
                 return self._state
+            check_version(action.expected_seq, self._state.seq)  # again under the lock: another may have won
             ctx = context(action.actor, action.request_id)
             draft = self._state.model_copy(deep=True)
             try:
@@ -135,6 +136,7 @@ class CooperationWorkflow:
             raise ApplicationError("the cooperation is still being created", type="Refused")
         if action.request_id in self._handled:
             return
+        check_version(action.expected_seq, self._state.seq, settling=self._lock.locked())
         try:
             rules.apply(self._state.model_copy(deep=True), action.command, context(action.actor, action.request_id))
         except DomainError as error:

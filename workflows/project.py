@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import workflow
-from temporalio.exceptions import FailureError
+from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from domain import project as rules
@@ -35,6 +35,21 @@ from workflows.reminders import ReminderLoop
 
 # Histories recorded before reminders (tests/histories/v1-*, v2-*) only waited for the close.
 REMINDERS_PATCH = "milestone-reminders"
+
+
+def check_version(expected_seq: int | None, seq: int, settling: bool = False) -> None:
+    """Optimistic concurrency (If-Match): refuse an action based on another version of the record.
+
+    Used by both workflows' `act`. It issues no command, and recorded histories never carry
+    `expected_seq`, so no patch is needed. The API answers type "Stale" with 412.
+    `settling` (validators only): an action holds the lock and its write may already show the
+    next version in the read model, so only an older version is refused; the handler decides.
+    """
+    if expected_seq is None or expected_seq == seq or (settling and expected_seq > seq):
+        return
+    raise ApplicationError(
+        f"someone else changed this record since you loaded it (version {expected_seq}, now {seq}); "
+        "reload and try again", type="Stale", non_retryable=True)
 
 
 @workflow.defn
@@ -108,6 +123,7 @@ class ProjectWorkflow:
         async with self._lock:
             if action.request_id in self._handled:
                 return self._state
+            check_version(action.expected_seq, self._state.seq)  # again under the lock: another may have won
             ctx = context(action.actor, action.request_id)
             draft = self._state.model_copy(deep=True)
             try:
@@ -122,6 +138,7 @@ class ProjectWorkflow:
     def _validate_act(self, action: ProjectAction) -> None:
         if action.request_id in self._handled:
             return
+        check_version(action.expected_seq, self._state.seq, settling=self._lock.locked())
         try:
             rules.apply(self._state.model_copy(deep=True), action.command, context(action.actor, action.request_id))
         except DomainError as error:

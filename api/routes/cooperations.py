@@ -1,13 +1,17 @@
-"""Cooperations: create, list, read, and every lifecycle action up to projects and termination."""
+"""Cooperations: create, list, read, and every lifecycle action up to projects and termination.
+
+Reads carry an ETag and every write accepts If-Match (optimistic concurrency, api/concurrency.py).
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, Request, Response, status
 from temporalio.client import WorkflowUpdateFailedError
 
 from api.audit_log import record_access
+from api.concurrency import IfMatchDep, tag
 from api.errors import ApiError, field_error, from_update_failure, not_found
 from api.routes.audit import AuditEvent, json_ready
 from api.schemas import (
@@ -58,7 +62,7 @@ router = APIRouter(prefix="/cooperations", tags=["cooperations"])
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=CooperationState)
 async def create(body: CooperationIn, services: ServicesDep, actor: ActorDep,
-                 request_id: RequestIdDep) -> CooperationState:
+                 request_id: RequestIdDep, response: Response) -> CooperationState:
     """Open a cooperation with a partner company; it starts in `negotiating`."""
     async with services.pool.acquire() as conn:
         orgs = await queries.organizations(conn, [body.lead_organization_id, body.partner_organization_id])
@@ -74,10 +78,12 @@ async def create(body: CooperationIn, services: ServicesDep, actor: ActorDep,
         **body.model_dump(), lead_organization_name=lead["name"], partner_organization_name=partner["name"]
     )
     try:
-        return await create_cooperation(services.client, services.task_queue, new_id(request_id, "cooperation"),
-                                        command, actor, request_id)
+        state = await create_cooperation(services.client, services.task_queue, new_id(request_id, "cooperation"),
+                                         command, actor, request_id)
     except WorkflowUpdateFailedError as error:
         raise from_update_failure(error) from None
+    tag(response, state.seq)
+    return state
 
 
 @router.get("", response_model=Page[CooperationSummary])
@@ -103,8 +109,12 @@ async def list_cooperations(
 
 
 @router.get("/{cooperation_id}", response_model=CooperationDetail)
-async def get_cooperation(cooperation_id: Identifier, services: ServicesDep, actor: ActorDep) -> dict:
-    """Everything about one cooperation: negotiation record, agreements with review and signatures, projects."""
+async def get_cooperation(cooperation_id: Identifier, services: ServicesDep, actor: ActorDep,
+                          response: Response) -> dict:
+    """Everything about one cooperation: negotiation record, agreements with review and signatures, projects.
+
+    Its `ETag` is the version to send as `If-Match` with a write on the cooperation.
+    """
     today = office_today()
     async with services.pool.acquire() as conn:
         row = await queries.cooperation(conn, cooperation_id, today)
@@ -113,6 +123,7 @@ async def get_cooperation(cooperation_id: Identifier, services: ServicesDep, act
         negotiation = await queries.negotiation_events(conn, cooperation_id)
         agreements = await queries.agreements(conn, cooperation_id)
         projects = await queries.projects(conn, today, cooperation_id=cooperation_id)
+    tag(response, row["version"])
     return {**dict(row), "negotiation": [dict(e) for e in negotiation], "agreements": agreements,
             "projects": projects}
 
@@ -144,10 +155,11 @@ async def cooperation_audit(cooperation_id: Identifier, request: Request, servic
 
 @router.post("/{cooperation_id}/negotiation-events", response_model=CooperationState)
 async def record_negotiation(cooperation_id: Identifier, body: NegotiationEventIn, services: ServicesDep,
-                             actor: ActorDep, request_id: RequestIdDep) -> CooperationState:
+                             actor: ActorDep, precondition: IfMatchDep, request_id: RequestIdDep) -> CooperationState:
     """Record a meeting, inspection visit, forum, draft version or note."""
     event = NegotiationEvent(event_id=new_id(request_id, "negotiation"), **body.model_dump())
-    return await cooperation_action(services, cooperation_id, actor, RecordNegotiation(event=event), request_id)
+    return await cooperation_action(services, cooperation_id, actor, RecordNegotiation(event=event), request_id,
+                                    precondition)
 
 
 async def _parties(services: Services, parties: list[PartyIn]) -> list[PartyInput]:
@@ -162,7 +174,7 @@ async def _parties(services: Services, parties: list[PartyIn]) -> list[PartyInpu
 
 @router.post("/{cooperation_id}/agreements", response_model=CooperationState)
 async def draft_agreement(cooperation_id: Identifier, body: AgreementIn, services: ServicesDep, actor: ActorDep,
-                          request_id: RequestIdDep) -> CooperationState:
+                          precondition: IfMatchDep, request_id: RequestIdDep) -> CooperationState:
     """Draft a framework or project investment agreement with its parties, signatories and review chain."""
     command = DraftAgreement(
         agreement_id=new_id(request_id, "agreement"),
@@ -171,53 +183,56 @@ async def draft_agreement(cooperation_id: Identifier, body: AgreementIn, service
         parties=await _parties(services, body.parties),
         review_steps=body.review_steps if body.review_steps is not None else list(DEFAULT_REVIEW_CHAIN),
     )
-    return await cooperation_action(services, cooperation_id, actor, command, request_id)
+    return await cooperation_action(services, cooperation_id, actor, command, request_id, precondition)
 
 
 @router.patch("/{cooperation_id}/agreements/{agreement_id}", response_model=CooperationState)
 async def edit_agreement(cooperation_id: Identifier, agreement_id: Identifier, body: AgreementEdit,
-                         services: ServicesDep, actor: ActorDep, request_id: RequestIdDep) -> CooperationState:
+                         services: ServicesDep, actor: ActorDep, precondition: IfMatchDep,
+                         request_id: RequestIdDep) -> CooperationState:
     """Edit a draft (also after a rejection returned it to draft)."""
     parties = await _parties(services, body.parties) if body.parties is not None else None
     command = EditAgreement(agreement_id=agreement_id, title=body.title, parties=parties,
                             review_steps=body.review_steps)
-    return await cooperation_action(services, cooperation_id, actor, command, request_id)
+    return await cooperation_action(services, cooperation_id, actor, command, request_id, precondition)
 
 
 @router.post("/{cooperation_id}/agreements/{agreement_id}/submit", response_model=CooperationState)
 async def submit_agreement(cooperation_id: Identifier, agreement_id: Identifier, services: ServicesDep,
-                           actor: ActorDep, request_id: RequestIdDep) -> CooperationState:
+                           actor: ActorDep, precondition: IfMatchDep, request_id: RequestIdDep) -> CooperationState:
     """Send a draft into its review chain."""
     return await cooperation_action(services, cooperation_id, actor, SubmitAgreement(agreement_id=agreement_id),
-                                    request_id)
+                                    request_id, precondition)
 
 
 @router.post("/{cooperation_id}/agreements/{agreement_id}/review-steps/{step}/approve",
              response_model=CooperationState)
 async def approve_step(cooperation_id: Identifier, agreement_id: Identifier, step: Name,
-                       services: ServicesDep, actor: ActorDep, request_id: RequestIdDep,
+                       services: ServicesDep, actor: ActorDep, precondition: IfMatchDep, request_id: RequestIdDep,
                        body: ReviewDecisionIn | None = None) -> CooperationState:
     """Approve the current review step; after the last one the agreement is ready to sign."""
     command = DecideReviewStep(agreement_id=agreement_id, step=step, decision="approve",
                                comment=body.comment if body else None)
-    return await cooperation_action(services, cooperation_id, actor, command, request_id)
+    return await cooperation_action(services, cooperation_id, actor, command, request_id, precondition)
 
 
 @router.post("/{cooperation_id}/agreements/{agreement_id}/review-steps/{step}/reject",
              response_model=CooperationState)
 async def reject_step(cooperation_id: Identifier, agreement_id: Identifier, step: Name, body: RejectionIn,
-                      services: ServicesDep, actor: ActorDep, request_id: RequestIdDep) -> CooperationState:
+                      services: ServicesDep, actor: ActorDep, precondition: IfMatchDep,
+                      request_id: RequestIdDep) -> CooperationState:
     """Reject the current review step with a comment; the agreement returns to draft."""
     command = DecideReviewStep(agreement_id=agreement_id, step=step, decision="reject", comment=body.comment)
-    return await cooperation_action(services, cooperation_id, actor, command, request_id)
+    return await cooperation_action(services, cooperation_id, actor, command, request_id, precondition)
 
 
 @router.post("/{cooperation_id}/agreements/{agreement_id}/signatures", response_model=CooperationState)
 async def sign_agreement(cooperation_id: Identifier, agreement_id: Identifier, body: SignatureIn,
-                         services: ServicesDep, actor: ActorDep, request_id: RequestIdDep) -> CooperationState:
+                         services: ServicesDep, actor: ActorDep, precondition: IfMatchDep,
+                         request_id: RequestIdDep) -> CooperationState:
     """Record one party's signature; when every party has signed, the agreement is signed."""
     command = SignAgreement(agreement_id=agreement_id, **body.model_dump())
-    return await cooperation_action(services, cooperation_id, actor, command, request_id)
+    return await cooperation_action(services, cooperation_id, actor, command, request_id, precondition)
 
 
 # ---------------------------------------------------------------- projects and termination
@@ -225,7 +240,7 @@ async def sign_agreement(cooperation_id: Identifier, agreement_id: Identifier, b
 
 @router.post("/{cooperation_id}/projects", status_code=status.HTTP_201_CREATED, response_model=CooperationState)
 async def create_project(cooperation_id: Identifier, body: ProjectIn, services: ServicesDep, actor: ActorDep,
-                         request_id: RequestIdDep) -> CooperationState:
+                         precondition: IfMatchDep, request_id: RequestIdDep) -> CooperationState:
     """Create a project under a signed project investment agreement, with its milestones."""
     project_id = new_id(request_id, "project")
     if body.milestones is not None:
@@ -234,7 +249,7 @@ async def create_project(cooperation_id: Identifier, body: ProjectIn, services: 
         milestones = await _template_milestones(services, cooperation_id, body.agreement_id)
     command = CreateProject(project_id=project_id, milestones=milestones,
                             **body.model_dump(exclude={"milestones"}))
-    return await cooperation_action(services, cooperation_id, actor, command, request_id)
+    return await cooperation_action(services, cooperation_id, actor, command, request_id, precondition)
 
 
 async def _template_milestones(services: Services, cooperation_id: str, agreement_id: str) -> list[MilestoneSpec]:
@@ -250,7 +265,7 @@ async def _template_milestones(services: Services, cooperation_id: str, agreemen
 
 @router.post("/{cooperation_id}/terminate", response_model=CooperationState)
 async def terminate(cooperation_id: Identifier, body: TerminationIn, services: ServicesDep, actor: ActorDep,
-                    request_id: RequestIdDep) -> CooperationState:
+                    precondition: IfMatchDep, request_id: RequestIdDep) -> CooperationState:
     """End the cooperation at any stage, with a reason; its open projects are cancelled."""
     return await cooperation_action(services, cooperation_id, actor, TerminateCooperation(reason=body.reason),
-                                    request_id)
+                                    request_id, precondition)
