@@ -22,7 +22,10 @@ Accord tracks a city's cooperation with a company for years: negotiation, review
 signing of the strategic cooperation framework agreement and project investment
 agreements, then investment projects milestone by milestone.
 
-Every request needs `Authorization: Bearer <token>` (`accord user create` makes one).
+Every request needs `Authorization: Bearer <token>` (`accord user create` or
+`POST /me/tokens` makes one) or a session from `POST /auth/login` (writes then also need
+the `X-CSRF-Token` header). Each role sees and does only its own department's records;
+another department's record answers 404.
 POST and PATCH accept an `Idempotency-Key` header: a retry with the same key is applied
 once and answered with the same response.
 

@@ -2,7 +2,7 @@
 
 Accepted lifecycle actions are recorded by the workflow's write (one event each, in
 the same transaction as the change). What never reaches a workflow is recorded here:
-an attempt the API refused (401, 404, 409, 422) or could not carry out (5xx), and
+an attempt the API refused (401, 403, 404, 409, 422) or could not carry out (5xx), and
 every search or export of the audit trail.
 """
 
@@ -57,7 +57,8 @@ async def record_access(conn: asyncpg.Connection, request: Request, actor: Actor
 
 
 class AttemptAuditMiddleware:
-    """Records every write the API refused or failed, and every rejected credential."""
+    """Records every write the API refused or failed, every rejected credential, and every request
+    refused for want of a right (403), reads included: an audit search by a non-auditor is recorded."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -86,7 +87,7 @@ class AttemptAuditMiddleware:
                 detail = f"internal error: {type(error).__name__}: {error}"
                 await self._record_safely(scope, 500, json.dumps({"detail": detail}).encode())
             raise
-        if status >= 400 and (scope["method"] in _WRITES or status == 401):
+        if status >= 400 and (scope["method"] in _WRITES or status in (401, 403)):
             await self._record_safely(scope, status, b"".join(body))
 
     async def _record_safely(self, scope: Scope, status: int, body: bytes) -> None:

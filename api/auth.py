@@ -216,7 +216,7 @@ async def acting_user(request: Request, services: Services) -> User | None:
 
 def actor_for(user: User, auth_method: str, request: Request) -> Actor:
     return with_origin(Actor(user_id=user.id, name=user.display_name, role=user.role, roles=user.all_roles,
-                             auth_method=auth_method, department=user.department), request)
+                             auth_method=auth_method, department=user.department, reach=user.reach), request)
 
 
 async def require_actor(request: Request, services: Services) -> Actor:

@@ -14,6 +14,8 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain.errors import DomainError
+
 log = logging.getLogger("accord.api")
 
 
@@ -37,7 +39,7 @@ def field_error(location: list[str | int], message: str) -> ApiError:
 
 
 # "Stale": an If-Match version the record has moved on from (optimistic concurrency): 412.
-_STATUS_BY_KIND = {"Refused": 409, "NotFound": 404, "Invalid": 422, "Stale": 412}
+_STATUS_BY_KIND = {"Refused": 409, "NotFound": 404, "Invalid": 422, "Stale": 412, "Forbidden": 403}
 
 
 def from_update_failure(error: WorkflowUpdateFailedError) -> ApiError:
@@ -79,8 +81,15 @@ async def _rpc_error(request: Request, exc: RPCError) -> JSONResponse:
                         status_code=503)
 
 
+async def _domain_error(request: Request, exc: DomainError) -> JSONResponse:
+    """A rule the API checked before sending anything (domain/access.py): 403, or 404 for a record
+    the actor may not see, answered exactly as one that does not exist."""
+    return JSONResponse({"detail": exc.reason}, status_code=_STATUS_BY_KIND.get(exc.kind, 409))
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
+    app.add_exception_handler(DomainError, _domain_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(ValidationError, _model_error)  # type: ignore[arg-type]
     app.add_exception_handler(RPCError, _rpc_error)  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ from api.concurrency import Precondition
 from api.errors import conflict, from_update_failure, is_closed_workflow, not_found
 from api.services import Services
 from db import queries
+from domain import access
 from domain.audit import Actor
 from domain.cooperation import CLOSED_STAGES, CooperationCommand, CooperationState
 from domain.project import CLOSED_STATUSES, ProjectCommand, ProjectState
@@ -33,14 +34,18 @@ async def cooperation_action(
     precondition: Precondition | None = None,
 ) -> CooperationState:
     async with services.pool.acquire() as conn:
-        stage = await queries.cooperation_stage(conn, cooperation_id)
+        header = await queries.cooperation_header(conn, cooperation_id)
+    if header is not None:
+        step = getattr(command, "step", None)
+        access.check_cooperation_command(actor, command.kind, header.departments[0], step=step,
+                                         what=f"cooperation {cooperation_id}")
     expected = precondition.expected_seq if precondition is not None else None
     if expected is None:
         update = act_on_cooperation(services.client, cooperation_id, actor, command, request_id)
     else:
         action = CooperationAction(request_id=request_id, actor=actor, command=command, expected_seq=expected)
         update = _act_expecting(services.client, CooperationWorkflow, cooperation_workflow_id(cooperation_id), action)
-    state = await _send("cooperation", cooperation_id, stage, CLOSED_STAGES, update)
+    state = await _send("cooperation", cooperation_id, header, CLOSED_STAGES, update)
     if precondition is not None:
         precondition.answered(state.seq)
     return state
@@ -51,14 +56,16 @@ async def project_action(
     precondition: Precondition | None = None,
 ) -> ProjectState:
     async with services.pool.acquire() as conn:
-        status = await queries.project_status(conn, project_id)
+        header = await queries.project_header(conn, project_id)
+    if header is not None:
+        access.check_project_command(actor, command.kind, header.departments, what=f"project {project_id}")
     expected = precondition.expected_seq if precondition is not None else None
     if expected is None:
         update = act_on_project(services.client, project_id, actor, command, request_id)
     else:
         action = ProjectAction(request_id=request_id, actor=actor, command=command, expected_seq=expected)
         update = _act_expecting(services.client, ProjectWorkflow, project_workflow_id(project_id), action)
-    state = await _send("project", project_id, status, CLOSED_STATUSES, update)
+    state = await _send("project", project_id, header, CLOSED_STATUSES, update)
     if precondition is not None:
         precondition.answered(state.seq)
     return state
@@ -71,9 +78,9 @@ async def _act_expecting(client: Client, workflow: type[CooperationWorkflow] | t
     return await handle.execute_update(workflow.act, action, id=action.request_id)
 
 
-async def _send(what: str, record_id: str, known: tuple[str, str | None] | None, closed: set,
+async def _send(what: str, record_id: str, known: queries.Header | None, closed: set,
                 update: Coroutine[Any, Any, T]) -> T:
-    """Await the Update; `known` is the record's (status, reason) in the read model, None if unknown."""
+    """Await the Update; `known` is the record as the read model has it, None if unknown."""
     if known is None:
         update.close()  # never sent
         raise not_found(f"{what} {record_id}")
@@ -83,8 +90,8 @@ async def _send(what: str, record_id: str, known: tuple[str, str | None] | None,
         raise from_update_failure(error) from None
     except RPCError as error:
         # The workflow has ended (completed or terminated): the read model says which.
-        if is_closed_workflow(error) and known[0] in closed:
-            name, reason = known
+        if is_closed_workflow(error) and known.status in closed:
+            name, reason = known.status, known.reason
             detail = f"the {what} is {name}{f' ({reason})' if reason else ''}; nothing can change any more"
             raise conflict(detail) from None
         raise  # a closed workflow the read model calls open is an operations problem: 503

@@ -75,12 +75,16 @@ POLL_SECONDS = 0.5
 DESCRIBE_CONCURRENCY = 32
 """Bounds the describe calls of the settle phase, like `tell_projects` bounds its signals."""
 
-OFFICER = Actor(user_id="bench-officer", name="Bench Officer", role="officer")
-COUNSEL = Actor(user_id="bench-counsel", name="Bench Counsel", role="reviewer")
-LEADER = Actor(user_id="bench-leader", name="Bench Director", role="leader")
 LEAD = ("gov-bench", "Bench Municipal Government 基准市人民政府")
 PARTNER = ("co-bench", "Bench Battery Holdings 基准电池控股")
 DEPARTMENT = "Investment Promotion Bureau (bench)"
+# Actors as the API builds them (domain/access.py checks them again in the workflows).
+OFFICER = Actor(user_id="bench-officer", name="Bench Officer", role="liaison_officer", roles=("liaison_officer",),
+                department=DEPARTMENT)
+COUNSEL = Actor(user_id="bench-counsel", name="Bench Counsel", role="reviewer", roles=("reviewer",),
+                department="Legal Affairs Office (bench)")
+LEADER = Actor(user_id="bench-leader", name="Bench Director", role="leader", roles=("leader",),
+               department=DEPARTMENT)
 
 # Sends nothing, so milestones created due today stay quiet until the burst.
 SILENT = ReminderPolicy(policy_id="bench-silent", before_working_days=[], on_due_date=False,

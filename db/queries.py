@@ -111,6 +111,8 @@ class CooperationFilter:
     liaison_officer: str | None = None
     overdue: bool | None = None
     q: str | None = None
+    departments: list[str] | None = None
+    """Only these departments' cooperations (the reader's view); None: every department."""
 
 
 async def list_cooperations(conn: asyncpg.Connection, f: CooperationFilter, today: date, limit: int,
@@ -126,11 +128,12 @@ async def list_cooperations(conn: asyncpg.Connection, f: CooperationFilter, toda
           AND ($5::text IS NULL OR c.search_text LIKE $5)
           AND ($6::boolean IS NULL OR EXISTS ({_OVERDUE}) = $6)
           AND ($7::timestamptz IS NULL OR (c.created_at, c.id) < ($7, $8))
+          AND ($10::text[] IS NULL OR c.department = ANY($10))
         ORDER BY c.created_at DESC, c.id DESC
         LIMIT $9
         """,
         today, f.stage, f.partner_organization_id, f.liaison_officer, like_pattern(f.q) if f.q else None,
-        f.overdue, after[0] if after else None, after[1] if after else None, limit + 1,
+        f.overdue, after[0] if after else None, after[1] if after else None, limit + 1, f.departments,
     )
     next_cursor = encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if len(rows) > limit else None
     return rows[:limit], next_cursor
@@ -143,9 +146,19 @@ async def cooperation(conn: asyncpg.Connection, cooperation_id: str, today: date
     )
 
 
-async def cooperation_stage(conn: asyncpg.Connection, cooperation_id: str) -> tuple[str, str | None] | None:
-    row = await conn.fetchrow("SELECT stage, termination_reason FROM cooperations WHERE id = $1", cooperation_id)
-    return (row["stage"], row["termination_reason"]) if row else None
+@dataclass(frozen=True)
+class Header:
+    """What access checks and write answers need to know of a record: its state and departments."""
+
+    status: str
+    reason: str | None
+    departments: tuple[str | None, ...]
+
+
+async def cooperation_header(conn: asyncpg.Connection, cooperation_id: str) -> Header | None:
+    row = await conn.fetchrow("SELECT stage, termination_reason, department FROM cooperations WHERE id = $1",
+                              cooperation_id)
+    return Header(row["stage"], row["termination_reason"], (row["department"],)) if row else None
 
 
 async def negotiation_events(conn: asyncpg.Connection, cooperation_id: str) -> list[asyncpg.Record]:
@@ -186,15 +199,19 @@ def _agreement_view(row: asyncpg.Record, signatures: list[asyncpg.Record]) -> di
 
 
 async def projects(conn: asyncpg.Connection, today: date, *, cooperation_id: str | None = None,
-                   project_id: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+                   project_id: str | None = None, status: str | None = None,
+                   departments: list[str] | None = None) -> list[dict[str, Any]]:
+    """`departments`: only projects run by, or under a cooperation of, these departments (None: all)."""
     rows = await conn.fetch(
         """
-        SELECT * FROM projects
-        WHERE ($1::text IS NULL OR cooperation_id = $1) AND ($2::text IS NULL OR id = $2)
-          AND ($3::text IS NULL OR status = $3)
-        ORDER BY created_at, id LIMIT 1000
+        SELECT p.* FROM projects p
+        WHERE ($1::text IS NULL OR p.cooperation_id = $1) AND ($2::text IS NULL OR p.id = $2)
+          AND ($3::text IS NULL OR p.status = $3)
+          AND ($4::text[] IS NULL OR p.responsible_department = ANY($4)
+               OR EXISTS (SELECT 1 FROM cooperations c WHERE c.id = p.cooperation_id AND c.department = ANY($4)))
+        ORDER BY p.created_at, p.id LIMIT 1000
         """,
-        cooperation_id, project_id, status,
+        cooperation_id, project_id, status, departments,
     )
     ids = [r["id"] for r in rows]
     milestones = await conn.fetch(
@@ -217,6 +234,12 @@ async def projects(conn: asyncpg.Connection, today: date, *, cooperation_id: str
     return views
 
 
-async def project_status(conn: asyncpg.Connection, project_id: str) -> tuple[str, str | None] | None:
-    row = await conn.fetchrow("SELECT status, status_reason FROM projects WHERE id = $1", project_id)
-    return (row["status"], row["status_reason"]) if row else None
+async def project_header(conn: asyncpg.Connection, project_id: str) -> Header | None:
+    """A project belongs to its responsible department and to its cooperation's department."""
+    row = await conn.fetchrow(
+        """
+        SELECT p.status, p.status_reason, p.responsible_department, c.department
+        FROM projects p JOIN cooperations c ON c.id = p.cooperation_id WHERE p.id = $1
+        """, project_id)
+    return Header(row["status"], row["status_reason"], (row["responsible_department"], row["department"])) \
+        if row else None

@@ -36,6 +36,8 @@ class User:
     roles: tuple[str, ...] = field(default=())
     scope: str = "read_write"
     """The credential's scope: a read-only token may not change anything."""
+    reach: tuple[str, ...] = ()
+    """The departments below the user's own (a leader's view covers them)."""
 
     @property
     def all_roles(self) -> tuple[str, ...]:
@@ -71,13 +73,20 @@ async def create_user(conn: asyncpg.Connection, username: str, display_name: str
 _USER_COLUMNS = """
     u.id, u.username, u.display_name, u.role, u.department,
     coalesce((SELECT array_agg(r.role ORDER BY r.granted_at, r.role) FROM user_roles r WHERE r.user_id = u.id),
-             ARRAY[u.role]) AS roles
+             ARRAY[u.role]) AS roles,
+    coalesce((WITH RECURSIVE below AS (
+                  SELECT d.name FROM departments d WHERE d.parent = u.department
+                  UNION SELECT d.name FROM departments d JOIN below b ON d.parent = b.name)
+              SELECT array_agg(name ORDER BY name) FROM below), ARRAY[]::text[]) AS reach
 """
 
 
 def _user(row: asyncpg.Record, scope: str = "read_write") -> User:
-    values = dict(row)
-    values["roles"] = tuple(values["roles"])
+    return _user_values(dict(row), scope)
+
+
+def _user_values(values: dict, scope: str) -> User:
+    values["roles"], values["reach"] = tuple(values["roles"]), tuple(values["reach"])
     return User(**values, scope=scope)
 
 
@@ -118,6 +127,4 @@ async def user_for_token(conn: asyncpg.Connection, token: str) -> User | None:
     if row is None:
         return None
     values = dict(row)
-    scope = values.pop("scope")
-    values["roles"] = tuple(values["roles"])
-    return User(**values, scope=scope)
+    return _user_values(values, values.pop("scope"))

@@ -92,6 +92,12 @@ def view_of(actor: Actor) -> View:
     return View(False, frozenset(departments))
 
 
+def visible_departments(actor: Actor) -> list[str] | None:
+    """For list queries: the departments whose records the actor sees; None: every department."""
+    view = view_of(actor)
+    return None if view.everything else sorted(view.departments)
+
+
 def check_visible(actor: Actor, departments: Iterable[str | None], what: str) -> None:
     if not view_of(actor).sees(departments):
         raise Invisible(f"{what} not found")
@@ -101,7 +107,7 @@ def check_visible(actor: Actor, departments: Iterable[str | None], what: str) ->
 
 
 def check_cooperation_command(actor: Actor, kind: str, department: str | None, *, step: str | None = None,
-                              authors: Iterable[str] = ()) -> None:
+                              authors: Iterable[str] = (), what: str = "cooperation") -> None:
     """May `actor` run a cooperation command of `kind` on a cooperation of `department`?
 
     `step` and `authors` describe a review decision: the step decided and who drafted or
@@ -109,7 +115,7 @@ def check_cooperation_command(actor: Actor, kind: str, department: str | None, *
     """
     if is_system(actor) or kind == "project_closed":
         return
-    check_visible(actor, [department], "cooperation")
+    check_visible(actor, [department], what)
     roles = roles_of(actor)
     if kind == "decide_review_step":
         _check_review(actor, roles, department, step or "", authors)
@@ -139,29 +145,49 @@ def check_create_cooperation(actor: Actor, department: str | None) -> None:
         raise Forbidden(f"a liaison officer opens cooperations for their own department ({actor.department})")
 
 
-def check_project_command(actor: Actor, kind: str, departments: Iterable[str | None]) -> None:
+def check_project_command(actor: Actor, kind: str, departments: Iterable[str | None],
+                          what: str = "project") -> None:
     """`departments`: the project's responsible department and its cooperation's department;
     a liaison officer of either may act on it."""
     if is_system(actor):
         return
     departments = [d for d in departments if d]
-    check_visible(actor, departments, "project")
+    check_visible(actor, departments, what)
     if kind not in PROJECT_EDITS:
         raise Forbidden(f"unknown action {kind}")
     if LIAISON_OFFICER not in roles_of(actor) or actor.department not in departments:
         raise Forbidden("only a liaison officer of the project's department may do this")
 
 
-def check_settings_edit(actor: Actor, departments: Iterable[str | None] = ()) -> None:
+def check_settings_edit(actor: Actor, departments: Iterable[str | None] = (), what: str = "project") -> None:
     """Project and milestone reminder policies: the project's liaison officer or a leader over it."""
     departments = [d for d in departments if d]
-    check_visible(actor, departments, "project")
+    check_visible(actor, departments, what)
     roles = roles_of(actor)
     if LIAISON_OFFICER in roles and actor.department in departments:
         return
     if LEADER in roles and reach_of(actor) & set(departments):
         return
     raise Forbidden("only the project's liaison officer or a leader over it may change its reminders")
+
+
+def check_department_manager(actor: Actor, department: str) -> None:
+    """Department-wide settings (chat-robot webhooks): an admin, or a leader over the department."""
+    roles = roles_of(actor)
+    if ADMIN in roles or (LEADER in roles and department in reach_of(actor)):
+        return
+    raise Forbidden(f"only an admin or a leader over {department} may change its notification settings")
+
+
+def check_department_feed(actor: Actor, department: str) -> None:
+    if not view_of(actor).sees([department]):
+        raise Forbidden(f"you can subscribe only to departments whose records you see, not {department}")
+
+
+def check_reference_data_edit(actor: Actor) -> None:
+    """Organizations and their people: registered by liaison officers (and admins)."""
+    if not roles_of(actor) & {LIAISON_OFFICER, ADMIN}:
+        raise Forbidden("only a liaison officer or an admin may register organizations and people")
 
 
 def check_audit_reader(actor: Actor) -> None:

@@ -331,14 +331,12 @@ def cmd_user_set_password(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from runtime.demo import run_demo
 
+    from runtime.connections import require
+
     settings = get_settings()
-    token = args.token or os.environ.get("ACCORD_TOKEN")
-    if not token and settings.admin_token_file.exists():
-        token = settings.admin_token_file.read_text().strip()
-    if not token:
-        raise SystemExit("no token: pass --token, set ACCORD_TOKEN, or run `make run` first (it saves the admin token)")
+    database_url = args.database_url or require(settings)[0]
     url = args.url or f"http://{settings.api_host}:{settings.api_port}"
-    run_demo(url, token)
+    run_demo(url, database_url)
 
 
 def cmd_audit(args: argparse.Namespace) -> None:
@@ -434,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_reminders_resync)
     demo = sub.add_parser("demo", help="drive the seed case through the API")
     demo.add_argument("--url", help="API base URL (default http://127.0.0.1:8000)")
-    demo.add_argument("--token", help="API token (default: ACCORD_TOKEN or the admin token of `make run`)")
+    demo.add_argument("--database-url", help="to create the demo's people (default: that of `make run`)")
     demo.set_defaults(func=cmd_demo)
     return parser
 

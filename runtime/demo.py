@@ -13,14 +13,26 @@ agreement's signatories: those values below are marked as illustrative.
 
 Every request carries a fixed Idempotency-Key, so a second run changes nothing and
 prints the same result.
+
+The demo acts as the people who would: a liaison officer of the investment promotion
+bureau drafts and signs, a reviewer of the legal affairs office and a leader of the city
+government decide the review steps (never the drafter), a park committee officer owns the
+projects. `accord demo` creates them in the database, as `accord user create` would, with
+fresh API tokens for this run; the admin creates nothing of the business.
 """
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import httpx
+
+from db.audit_chain import AuditEvent, append
+from db.pool import connect as connect_db
+from db.users import create_user, ensure_department, find_user, issue_token
 
 KEY = "demo-seed-v1"
 SIGNED_ON = "2017-12-01"
@@ -42,6 +54,17 @@ class Api:
             raise DemoError(f"{step}: {response.status_code} {response.text}")
         return response.json()
 
+    def organization(self, step: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Register an organization, or find it when it is registered already (by an earlier demo)."""
+        response = self._http.post("/organizations", json=body, headers={"Idempotency-Key": f"{KEY}:{step}"})
+        if response.status_code == 409:
+            found = [o for o in self.get("/organizations", q=body["name"]) if o["name"] == body["name"]]
+            if found:
+                return found[0]
+        if response.status_code >= 400:
+            raise DemoError(f"{step}: {response.status_code} {response.text}")
+        return response.json()
+
     def get(self, path: str, **params: Any) -> Any:
         response = self._http.get(path, params=params)
         if response.status_code >= 400:
@@ -49,23 +72,78 @@ class Api:
         return response.json()
 
 
-def run_demo(base_url: str, token: str) -> None:
+CITY = "绵阳市人民政府 Mianyang Municipal Government (demo)"
+BUREAU = "Mianyang Investment Promotion Bureau (demo) 绵阳市投资促进局"
+PARK = "Management Committee of Mianyang High-tech Zone"
+LEGAL = "Legal Affairs Office (demo) 绵阳市法制办"
+OFFICER_NAME = "Investment promotion liaison (demo) 招商联络员"
+PROJECT_OFFICER_NAME = "Project officer (demo)"
+
+# username, display name, roles, department: the bureau and the park committee sit under the city.
+PEOPLE = (
+    ("demo-officer", OFFICER_NAME, ["liaison_officer"], BUREAU),
+    ("demo-counsel", "Legal counsel (demo) 法制办审查员", ["reviewer"], LEGAL),
+    ("demo-director", "Secretary-General's office (demo) 市政府领导", ["leader"], CITY),
+    ("demo-park-officer", PROJECT_OFFICER_NAME, ["liaison_officer"], PARK),
+)
+
+
+@dataclass
+class Cast:
+    officer: Api
+    counsel: Api
+    director: Api
+
+
+def run_demo(base_url: str, database_url: str) -> None:
+    tokens = asyncio.run(demo_people(database_url))
+    cast = Cast(*(Api(base_url, tokens[username]) for username in ("demo-officer", "demo-counsel", "demo-director")))
     try:
-        api = Api(base_url, token)
-        api.get("/me")
+        cast.officer.get("/me")
     except httpx.ConnectError:
         raise DemoError(f"cannot reach {base_url}: start the system with `make run` first") from None
-    cooperation_id = drive(api)
-    print_state(api, cooperation_id)
+    cooperation_id = drive(cast)
+    print_state(cast.officer, cooperation_id)
 
 
-def drive(api: Api) -> str:
-    city = api.post("org-city", "/organizations", {
+async def demo_people(database_url: str) -> dict[str, str]:
+    """The demo's departments and people, created once; each run gets fresh tokens (the old
+    ones are revoked: only their hashes exist)."""
+    conn = await connect_db(database_url)
+    tokens = {}
+    try:
+        async with conn.transaction():
+            await ensure_department(conn, CITY, "accord demo")
+            for child in (BUREAU, PARK, LEGAL):
+                await ensure_department(conn, child, "accord demo")
+                await conn.execute("UPDATE departments SET parent = $2 WHERE name = $1 AND parent IS NULL",
+                                   child, CITY)
+            for username, name, roles, department in PEOPLE:
+                user = await find_user(conn, username)
+                if user is None:
+                    user = await create_user(conn, username, name, roles, department, granted_by="accord demo")
+                    await conn.execute("UPDATE users SET email = $2 WHERE id = $1", user.id,
+                                       f"{username}@mianyang.example")
+                    await append(conn, AuditEvent(
+                        actor_id="system", actor_name="accord demo", actor_role="system", auth_method="cli",
+                        action="user.created", entity_type="user", entity_id=user.id,
+                        after={"username": username, "roles": roles, "department": department}))
+                await conn.execute("UPDATE api_tokens SET revoked_at = now() WHERE user_id = $1 "
+                                   "AND name = 'accord demo' AND revoked_at IS NULL", user.id)
+                tokens[username] = await issue_token(conn, user.id, "accord demo")
+    finally:
+        await conn.close()
+    return tokens
+
+
+def drive(cast: Cast) -> str:
+    api = cast.officer
+    city = api.organization("org-city", {
         "name": "绵阳市人民政府 Mianyang Municipal Government", "kind": "government", "region": "Mianyang, Sichuan"})
-    park = api.post("org-park", "/organizations", {
+    park = api.organization("org-park", {
         "name": "绵阳高新区管委会 Management Committee of Mianyang High-tech Zone", "kind": "park_committee",
         "region": "Mianyang, Sichuan"})
-    company = api.post("org-company", "/organizations", {
+    company = api.organization("org-company", {
         "name": "博奥中恒网络科技有限公司 Boao Zhongheng Network Technology Co., Ltd.", "kind": "company",
         "region": "Guangzhou, Guangdong"})
     for step, org, name, title in [
@@ -84,8 +162,8 @@ def drive(api: Api) -> str:
         "partner_organization_id": company["id"],
         "areas": ["Sci-Tech Expo 科博会", "Intellectual-property services 知识产权服务",
                   "Technology platform 科技平台", "High-end talent 高端人才"],
-        "liaison_officer": "Investment promotion liaison (demo) 招商联络员",
-        "department": "Mianyang Investment Promotion Bureau (demo) 绵阳市投资促进局",
+        "liaison_officer": OFFICER_NAME,
+        "department": BUREAU,
         "started_on": "2017-09-01",
         "target_signing_date": SIGNED_ON,
         "description": "From negotiation to signing within three months (Xie Xuhui). Hoped for later: a Big Data "
@@ -109,7 +187,7 @@ def drive(api: Api) -> str:
                    "settlement center.",
     })
 
-    framework = sign_through(api, cid, "framework", {
+    framework = sign_through(cast, cid, "framework", {
         "kind": "framework",
         "title": "战略合作框架协议 Strategic Cooperation Framework Agreement",
         "parties": [
@@ -117,7 +195,7 @@ def drive(api: Api) -> str:
             {"organization_id": company["id"], "signatory_name": "Chen Dong", "signatory_title": "CPO"},
         ],
     })
-    investment = sign_through(api, cid, "investment", {
+    investment = sign_through(cast, cid, "investment", {
         "kind": "investment",
         "title": "项目投资协议 Project Investment Agreement",
         "parties": [
@@ -131,15 +209,15 @@ def drive(api: Api) -> str:
     state = api.post("project-hq", f"/cooperations/{cid}/projects", {
         "agreement_id": investment, "title": "博奥中恒西南区域总部 Boao Zhongheng Southwestern Regional Headquarters",
         "site": "Mianyang High-tech Zone 绵阳高新区", "committed_investment": "50000000.00",
-        "responsible_department": "Management Committee of Mianyang High-tech Zone",
-        "responsible_officer": "Project officer (demo)",
+        "responsible_department": PARK,
+        "responsible_officer": PROJECT_OFFICER_NAME,
     })
     api.post("project-institute", f"/cooperations/{cid}/projects", {
         "agreement_id": investment,
         "title": "中国科技城（绵阳）知识产权研究院 Research Institute of Intellectual Property of Sci-Tech City (Mianyang)",
         "site": "Mianyang High-tech Zone 绵阳高新区", "committed_investment": "20000000.00",
-        "responsible_department": "Management Committee of Mianyang High-tech Zone",
-        "responsible_officer": "Project officer (demo)",
+        "responsible_department": PARK,
+        "responsible_officer": PROJECT_OFFICER_NAME,
     })
     headquarters = state["projects"][0]["project_id"]
     api.post("hq-registration", f"/projects/{headquarters}/milestones/company_registration/complete", {
@@ -149,15 +227,17 @@ def drive(api: Api) -> str:
     return cid
 
 
-def sign_through(api: Api, cid: str, name: str, draft: dict[str, Any]) -> str:
-    """Draft, submit, pass both review steps and collect every party's signature."""
+def sign_through(cast: Cast, cid: str, name: str, draft: dict[str, Any]) -> str:
+    """Draft, submit, pass both review steps (legal counsel, then the city leadership) and collect
+    every party's signature."""
+    api = cast.officer
     state = api.post(f"{name}-draft", f"/cooperations/{cid}/agreements", draft)
     agreement = next(a for a in state["agreements"] if a["kind"] == draft["kind"])
     aid = agreement["agreement_id"]
     api.post(f"{name}-submit", f"/cooperations/{cid}/agreements/{aid}/submit")
-    for step in ("legal_review", "leadership_approval"):
-        api.post(f"{name}-{step}", f"/cooperations/{cid}/agreements/{aid}/review-steps/{step}/approve",
-                 {"comment": "Approved (demo)"})
+    for step, decider in (("legal_review", cast.counsel), ("leadership_approval", cast.director)):
+        decider.post(f"{name}-{step}", f"/cooperations/{cid}/agreements/{aid}/review-steps/{step}/approve",
+                     {"comment": "Approved (demo)"})
     for party in draft["parties"]:
         api.post(f"{name}-sign-{party['organization_id']}", f"/cooperations/{cid}/agreements/{aid}/signatures",
                  {"organization_id": party["organization_id"], "signed_on": SIGNED_ON})

@@ -7,6 +7,7 @@ works on its own fresh ids, so tests never see each other's records.
 from __future__ import annotations
 
 import shutil
+from contextlib import asynccontextmanager
 import sys
 import tempfile
 import uuid
@@ -133,15 +134,39 @@ async def app(client: Client, pool: asyncpg.Pool):
                                calendar_name=ALWAYS_OPEN))
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def api(app, pool: asyncpg.Pool) -> AsyncIterator[ApiUser]:
-    """An authenticated HTTP client on the real app (real PostgreSQL, real Temporal, real worker)."""
+# The department the API tests work in (tests/test_api_support.py opens cooperations for it),
+# and where its review steps are decided.
+API_DEPARTMENT = "Investment Promotion Bureau 投资促进局"
+LEGAL_DEPARTMENT = "Legal Affairs Office 法制办"
+
+
+@asynccontextmanager
+async def user_client(app, pool: asyncpg.Pool, roles: list[str], department: str | None,
+                      display_name: str | None = None) -> AsyncIterator[ApiUser]:
+    """A fresh user with these roles and an API token, and an HTTP client on the app."""
     from db.users import create_user, issue_token
 
     async with pool.acquire() as conn:
-        user = await create_user(conn, new_id("officer-"), "Liaison Officer Test", "liaison_officer")
+        user = await create_user(conn, new_id("user-"), display_name or f"Staff {new_id()}", roles, department)
         token = await issue_token(conn, user.id, "tests")
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://accord.test/api/v1",
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://accord.test/api/v1",
                                  headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
         yield ApiUser(token=token, user_id=user.id, http=http)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def api(app, pool: asyncpg.Pool) -> AsyncIterator[ApiUser]:
+    """An authenticated HTTP client on the real app (real PostgreSQL, real Temporal, real worker).
+
+    A liaison officer of API_DEPARTMENT who is also an auditor (so tests can read the audit
+    trail); review steps go to a reviewer and a leader of their own (separation of duties),
+    which `tests.test_api_support.Coop.approve_all` uses.
+    """
+    from tests import test_api_support
+
+    async with (user_client(app, pool, ["liaison_officer", "auditor"], API_DEPARTMENT,
+                            "Liaison Officer Test") as officer,
+                user_client(app, pool, ["reviewer"], LEGAL_DEPARTMENT, "Counsel Test") as reviewer,
+                user_client(app, pool, ["leader"], API_DEPARTMENT, "Director Test") as leader):
+        test_api_support.REVIEW_DESK.update(legal_review=reviewer.http, leadership_approval=leader.http)
+        yield officer

@@ -24,9 +24,10 @@ import pytest
 import pytest_asyncio
 
 from api.services import office_today
-from tests.conftest import new_id
+from tests.conftest import API_DEPARTMENT, new_id
 from tests.test_api_support import (
     INVESTMENT_SIGNED_ON,
+    REVIEW_DESK,
     Coop,
     audit_count,
     cooperation_body,
@@ -40,6 +41,7 @@ from tests.test_api_support import (
     plain_failure,
     project_body,
     raw,  # noqa: F401  (fixture)
+    raw_as,
     world,
 )
 
@@ -361,11 +363,12 @@ async def test_unknown_fields_are_rejected(api, pool, delivery: Coop) -> None:
 async def test_rejection_needs_a_comment(api, pool, reviewing) -> None:
     coop, fid = reviewing
     path = f"{coop.path}/agreements/{fid}/review-steps/legal_review/reject"
+    reviewer = REVIEW_DESK["legal_review"]  # the one who may reject it: only the comment is missing
     async with unchanged(api.http, pool, coop.id):
-        field_error(await api.http.post(path, json={}), ["body", "comment"])
-        field_error(await api.http.post(path, json={"comment": None}), ["body", "comment"])
-        field_error(await api.http.post(path, json={"comment": "   "}), ["body", "comment"])
-        field_error(await api.http.post(path), ["body"])
+        field_error(await reviewer.post(path, json={}), ["body", "comment"])
+        field_error(await reviewer.post(path, json={"comment": None}), ["body", "comment"])
+        field_error(await reviewer.post(path, json={"comment": "   "}), ["body", "comment"])
+        field_error(await reviewer.post(path), ["body"])
     detail = await coop.get()
     assert detail["agreements"][0]["status"] == "in_review"
 
@@ -499,7 +502,9 @@ async def test_unknown_ids_are_404(api, pool, delivery: Coop) -> None:
         not_found(await http.get(f"{other.path}/agreements/{c.investment_id}"))  # exists, but elsewhere
         not_found(await http.post(f"{c.path}/agreements/{ghost}/submit"))
         not_found(await http.patch(f"{c.path}/agreements/{ghost}", json={"title": "x"}))
-        not_found(await http.post(f"{c.path}/agreements/{ghost}/review-steps/legal_review/approve"))
+        # Asked of the reviewer, who may decide legal steps: only the agreement is missing.
+        reviewer = REVIEW_DESK["legal_review"]
+        not_found(await reviewer.post(f"{c.path}/agreements/{ghost}/review-steps/legal_review/approve"))
         not_found(await http.post(f"{c.path}/agreements/{ghost}/signatures",
                                   json={"organization_id": c.w.gov_id, "signed_on": "2024-01-01"}))
         not_found(await http.post(f"{c.path}/projects", json=project_body(ghost)))
@@ -515,9 +520,15 @@ async def test_unknown_ids_are_404(api, pool, delivery: Coop) -> None:
 
 async def test_unknown_review_step_is_404(api, pool, reviewing) -> None:
     coop, fid = reviewing
+    path = f"{coop.path}/agreements/{fid}/review-steps/party_committee/approve"
     async with unchanged(api.http, pool, coop.id):
-        detail = not_found(await api.http.post(f"{coop.path}/agreements/{fid}/review-steps/party_committee/approve"))
+        # The leader would decide a step of that name (not a legal one) and is no author: the step is missing.
+        detail = not_found(await REVIEW_DESK["leadership_approval"].post(path))
         assert "party_committee" in detail
+        # The drafter may decide no step of this visible cooperation, whatever its name: the access check
+        # answers first with 403 (nothing is revealed, the drafter sees the agreement's steps anyway).
+        r = await api.http.post(path)
+        assert r.status_code == 403 and "decided by a leader" in r.json()["detail"], r.text
 
 
 # ---------------------------------------------------------------- 409: the state forbids it
@@ -532,14 +543,15 @@ async def test_submit_twice(api, pool, reviewing) -> None:
 
 async def test_approve_out_of_order(api, pool, reviewing) -> None:
     coop, fid = reviewing
+    leader, reviewer = REVIEW_DESK["leadership_approval"], REVIEW_DESK["legal_review"]
     async with unchanged(api.http, pool, coop.id):
-        refused(await api.http.post(f"{coop.path}/agreements/{fid}/review-steps/leadership_approval/approve"),
+        refused(await leader.post(f"{coop.path}/agreements/{fid}/review-steps/leadership_approval/approve"),
                 "leadership_approval", "legal_review")
-        refused(await api.http.post(f"{coop.path}/agreements/{fid}/review-steps/leadership_approval/reject",
-                                    json={"comment": "too early"}), "not the current one")
-    await coop.post(f"/agreements/{fid}/review-steps/legal_review/approve")
+        refused(await leader.post(f"{coop.path}/agreements/{fid}/review-steps/leadership_approval/reject",
+                                  json={"comment": "too early"}), "not the current one")
+    await coop.decide(fid, "legal_review")
     async with unchanged(api.http, pool, coop.id):
-        refused(await api.http.post(f"{coop.path}/agreements/{fid}/review-steps/legal_review/approve"),
+        refused(await reviewer.post(f"{coop.path}/agreements/{fid}/review-steps/legal_review/approve"),
                 "not the current one")
 
 
@@ -643,19 +655,20 @@ async def test_everything_after_termination(api, pool) -> None:
         return ok(await http.get(f"/projects/{pid}"))["status"] == "cancelled"
 
     await eventually(cancelled)
+    reviewer = REVIEW_DESK["legal_review"]  # a review decision is asked of the one who may make it
     async with unchanged(http, pool, coop.id):
-        for method, path, body in [
-            ("POST", "/negotiation-events", {"kind": "meeting", "occurred_on": "2024-01-02"}),
-            ("POST", "/agreements", investment_body(coop.w)),
-            ("PATCH", f"/agreements/{draft}", {"title": "x"}),
-            ("POST", f"/agreements/{draft}/submit", None),
-            ("POST", f"/agreements/{coop.investment_id}/review-steps/legal_review/approve", None),
-            ("POST", f"/agreements/{coop.investment_id}/signatures",
+        for who, method, path, body in [
+            (http, "POST", "/negotiation-events", {"kind": "meeting", "occurred_on": "2024-01-02"}),
+            (http, "POST", "/agreements", investment_body(coop.w)),
+            (http, "PATCH", f"/agreements/{draft}", {"title": "x"}),
+            (http, "POST", f"/agreements/{draft}/submit", None),
+            (reviewer, "POST", f"/agreements/{coop.investment_id}/review-steps/legal_review/approve", None),
+            (http, "POST", f"/agreements/{coop.investment_id}/signatures",
              {"organization_id": coop.w.park_id, "signed_on": "2024-06-15"}),
-            ("POST", "/projects", project_body(coop.investment_id)),
-            ("POST", "/terminate", {"reason": "again"}),
+            (http, "POST", "/projects", project_body(coop.investment_id)),
+            (http, "POST", "/terminate", {"reason": "again"}),
         ]:
-            refused(await http.request(method, coop.path + path, json=body), "terminated",
+            refused(await who.request(method, coop.path + path, json=body), "terminated",
                     "the company withdrew")
         # Its cancelled project takes nothing either.
         for action, body in [
@@ -825,7 +838,7 @@ POST_ENDPOINTS = {
     "person": ("POST", "/organizations/{gov}/people", {"name": "Li", "title": "Director"}),
     "cooperation": ("POST", "/cooperations", {
         "title": "t", "lead_organization_id": "{gov}", "partner_organization_id": "{company}", "areas": ["a"],
-        "liaison_officer": "o", "department": "d", "started_on": "2024-01-01", "target_signing_date": "2024-02-01",
+        "liaison_officer": "o", "department": API_DEPARTMENT, "started_on": "2024-01-01", "target_signing_date": "2024-02-01",
         "description": "d"}),
     "negotiation": ("POST", "/cooperations/{cid}/negotiation-events", {
         "kind": "meeting", "occurred_on": "2024-01-02", "ends_on": "2024-01-03", "place": "p",
@@ -873,9 +886,24 @@ def _fill(value: Any, ids: dict[str, str]) -> Any:
     return value
 
 
+# Review decisions are sent by the step's decider, so that plausible bodies reach the workflow
+# instead of stopping at the access check.
+DECIDED_BY = {"approve": "legal_review", "reject": "legal_review"}
+
+
 @pytest.mark.parametrize("endpoint", list(POST_ENDPOINTS))
-async def test_garbage_never_yields_a_500(api, raw, endpoint: str) -> None:
+async def test_garbage_never_yields_a_500(app, api, raw, endpoint: str) -> None:
     """Malformed JSON, wrong shapes, huge numbers and strings, emoji, RTL text, SQL-ish strings."""
+    if endpoint in DECIDED_BY:
+        async with raw_as(app, REVIEW_DESK[DECIDED_BY[endpoint]]) as decider:
+            statuses = await _sweep(api, decider, endpoint)
+        assert 403 not in statuses, "the decider was refused: the sweep did not reach the workflow"
+        assert 200 in statuses, "no plausible decision was accepted: the sweep did not reach the workflow"
+    else:
+        await _sweep(api, raw, endpoint)
+
+
+async def _sweep(api, raw: httpx.AsyncClient, endpoint: str) -> set[int]:
     coop = await in_delivery(api.http, projects=1)
     draft = await coop.draft(investment_body(coop.w, title="draft"))
     review = await coop.draft(investment_body(coop.w, title="in review"))
@@ -888,19 +916,23 @@ async def test_garbage_never_yields_a_500(api, raw, endpoint: str) -> None:
     method, path, template = POST_ENDPOINTS[endpoint]
     path, template = _fill(path, ids), _fill(template, ids)
     failures = []
+    statuses: set[int] = set()
     for label, body in garbage_bodies(template):
         if (endpoint, label) in KNOWN_BUGS:
             continue
         r = await raw.request(method, path, content=body, headers={"content-type": "application/json"})
+        statuses.add(r.status_code)
         if r.status_code >= 500:
             failures.append(f"{label}: {r.status_code} {r.text[:200]}")
     # Also without a content type, and as form data.
     for headers, body in [({}, json.dumps(template).encode()), ({"content-type": "text/plain"}, b"hello"),
                           ({"content-type": "application/x-www-form-urlencoded"}, b"a=1&b=2")]:
         r = await raw.request(method, path, content=body, headers=headers)
+        statuses.add(r.status_code)
         if r.status_code >= 500:
             failures.append(f"{headers}: {r.status_code} {r.text[:200]}")
     assert not failures, "\n".join(failures)
+    return statuses
 
 
 @pytest.mark.parametrize("query", [

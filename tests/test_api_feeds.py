@@ -79,8 +79,18 @@ async def cast(api, pool: asyncpg.Pool) -> Cast:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def zhao(app, pool: asyncpg.Pool, cast: Cast):
-    """The person of the cast as an API user: display name and username as the projects name them."""
-    async with user_client(app, pool, display_name=cast.name, username=cast.username) as user:
+    """The person of the cast as an API user: display name and username as the projects name them,
+    a liaison officer of the cast's department (a department feed needs a department one sees)."""
+    async with user_client(app, pool, display_name=cast.name, username=cast.username,
+                           department=cast.department) as user:
+        yield user
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def sun(app, pool: asyncpg.Pool, cast: Cast):
+    """A liaison officer of the other department."""
+    async with user_client(app, pool, display_name=f"Officer Sun {new_id()}",
+                           department=cast.other_department) as user:
         yield user
 
 
@@ -127,10 +137,28 @@ async def test_department_feed_holds_exactly_its_open_milestones(zhao: ApiUser, 
     assert "Milestone 1" in str(first["SUMMARY"])
 
 
-async def test_other_departments_feed_shows_only_theirs(zhao: ApiUser, cast: Cast, anonymous) -> None:
-    feed = await new_feed(zhao, scope="department", department=cast.other_department)
+async def test_other_departments_feed_shows_only_theirs(sun: ApiUser, cast: Cast, anonymous) -> None:
+    feed = await new_feed(sun, scope="department", department=cast.other_department)
     found = events(await fetch(anonymous, feed["url"]))
     assert set(found) == {uid(cast.projects["elsewhere"], "m1")}
+
+
+async def test_no_feed_of_a_department_one_does_not_see(app, zhao: ApiUser, cast: Cast, pool: asyncpg.Pool) -> None:
+    """A feed URL outlives the session that made it: only a department whose records one sees."""
+    before = await pool.fetchval("SELECT count(*) FROM calendar_feeds WHERE department = $1", cast.other_department)
+    answer = await zhao.http.post("/calendar-feeds", json={"scope": "department",
+                                                           "department": cast.other_department})
+    assert answer.status_code == 403, answer.text
+    assert "url" not in answer.text
+    assert await pool.fetchval("SELECT count(*) FROM calendar_feeds WHERE department = $1",
+                               cast.other_department) == before
+    refused = await pool.fetch("SELECT * FROM audit_events WHERE actor_id = $1 AND action = 'api:POST /calendar-feeds'",
+                               zhao.user_id)
+    assert [(r["outcome"], r["error"]) for r in refused] == [("refused", answer.json()["detail"])]
+    # A liaison officer of no department sees no department at all.
+    async with user_client(app, pool) as nobody:
+        answer = await nobody.http.post("/calendar-feeds", json={"scope": "department", "department": cast.department})
+        assert answer.status_code == 403, answer.text
 
 
 async def test_personal_feed_holds_projects_and_milestones_of_the_person(zhao: ApiUser, cast: Cast,

@@ -15,8 +15,9 @@ import asyncpg
 import httpx
 import pytest_asyncio
 
-from tests.conftest import ApiUser, new_id
+from tests.conftest import API_DEPARTMENT, new_id, user_client
 from tests.test_api_support import (
+    REVIEW_DESK,
     audit_count,
     cooperation_body,
     framework_body,
@@ -129,22 +130,23 @@ async def test_refused_action_retried_gets_the_same_409(api, pool: asyncpg.Pool)
     fid = await coop.draft(framework_body(coop.w))
     await coop.post(f"/agreements/{fid}/submit")
     k = key()
+    leader = REVIEW_DESK["leadership_approval"]  # who decides this step: the refusal is the state's, not access
     path = f"{coop.path}/agreements/{fid}/review-steps/leadership_approval/approve"
-    first = await api.http.post(path, headers={"Idempotency-Key": k})
+    first = await leader.post(path, headers={"Idempotency-Key": k})
     assert first.status_code == 409 and "legal_review" in first.json()["detail"]
     rows = await audit_count(pool, coop.id)
-    second = await api.http.post(path, headers={"Idempotency-Key": k})
+    second = await leader.post(path, headers={"Idempotency-Key": k})
     same_answer(first, second)
 
     # Now the step is current: a retry with the old key still answers the stored 409 and does not approve.
-    await coop.post(f"/agreements/{fid}/review-steps/legal_review/approve")
-    third = await api.http.post(path, headers={"Idempotency-Key": k})
+    await coop.decide(fid, "legal_review")
+    third = await leader.post(path, headers={"Idempotency-Key": k})
     same_answer(first, third)
     detail = await coop.get()
     assert [s["status"] for s in detail["agreements"][0]["review_steps"]] == ["approved", "pending"]
     assert await audit_count(pool, coop.id) == rows + 1  # only the legal_review approval
     # With a fresh key the approval goes through.
-    ok(await api.http.post(path, headers={"Idempotency-Key": key()}))
+    ok(await leader.post(path, headers={"Idempotency-Key": key()}))
     assert (await coop.get())["agreements"][0]["status"] == "approved"
 
 
@@ -244,15 +246,9 @@ async def test_concurrent_retries_apply_once(api, pool: asyncpg.Pool) -> None:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def other_user(app, pool: asyncpg.Pool):
-    from db.users import create_user, issue_token
-
-    async with pool.acquire() as conn:
-        user = await create_user(conn, new_id("reviewer-"), "Counsel Li", "reviewer")
-        token = await issue_token(conn, user.id, "tests")
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://accord.test/api/v1",
-                                 headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
-        yield ApiUser(token=token, user_id=user.id, http=http)
+    """A second liaison officer of the same department: both may record the cooperation's negotiation."""
+    async with user_client(app, pool, ["liaison_officer"], API_DEPARTMENT, "Officer Li") as user:
+        yield user
 
 
 async def test_keys_belong_to_their_user(api, other_user, pool: asyncpg.Pool) -> None:
@@ -264,7 +260,7 @@ async def test_keys_belong_to_their_user(api, other_user, pool: asyncpg.Pool) ->
     assert mine.status_code == theirs.status_code == 200
     assert "idempotent-replayed" not in theirs.headers
     assert len(theirs.json()["negotiation"]) == 2
-    assert [e["recorded_by"] for e in theirs.json()["negotiation"]] == ["Liaison Officer Test", "Counsel Li"]
+    assert [e["recorded_by"] for e in theirs.json()["negotiation"]] == ["Liaison Officer Test", "Officer Li"]
     # Each user's retry replays their own answer.
     same_answer(theirs, await other_user.http.post(f"{coop.path}/negotiation-events", json=body,
                                                    headers={"Idempotency-Key": k}))

@@ -26,11 +26,13 @@ from tests.test_api_support import ok
 
 @asynccontextmanager
 async def user_client(app, pool: asyncpg.Pool, display_name: str | None = None,
-                      username: str | None = None) -> AsyncIterator[ApiUser]:
-    """A fresh user with a token and an HTTP client on the same app."""
+                      username: str | None = None, roles: tuple[str, ...] = ("liaison_officer",),
+                      department: str | None = None) -> AsyncIterator[ApiUser]:
+    """A fresh user with a token and an HTTP client on the same app (by default a liaison officer
+    of no department: their inbox and settings are theirs, whatever they may see)."""
     async with pool.acquire() as conn:
         user = await create_user(conn, username or new_id("user-"), display_name or f"Staff {new_id()}",
-                                 "liaison_officer")
+                                 roles, department)
         token = await issue_token(conn, user.id, "tests")
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://accord.test/api/v1",

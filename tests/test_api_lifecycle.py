@@ -18,14 +18,16 @@ from typing import Any
 import asyncpg
 
 from api.services import office_today
-from tests.conftest import new_id
+from tests.conftest import API_DEPARTMENT, new_id
 from tests.test_api_support import (
     FRAMEWORK_SIGNED_ON,
     INVESTMENT_SIGNED_ON,
     REVIEW_CHAIN,
+    REVIEW_DESK,
     TEMPLATE_DAYS,
     audit_count,
     create_org,
+    desk_for,
     eventually,
     framework_body,
     in_delivery,
@@ -33,6 +35,7 @@ from tests.test_api_support import (
     ok,
     open_cooperation,
     project_body,
+    user_id_of,
     world,
 )
 
@@ -47,6 +50,9 @@ def milestone_in(project: dict[str, Any], milestone_id: str) -> dict[str, Any]:
 
 async def test_full_lifecycle_through_http(api, pool: asyncpg.Pool) -> None:
     http = api.http
+    # Review steps are decided by others (domain/access.py): legal review by the reviewer, the
+    # leadership approval by a leader of the department; everything else by the liaison officer.
+    reviewer, leader = REVIEW_DESK["legal_review"], REVIEW_DESK["leadership_approval"]
     actions: list[str] = []  # every accepted action on the cooperation, in order
     me = ok(await http.get("/me"))
     assert (me["user_id"], me["name"], me["role"]) == (api.user_id, "Liaison Officer Test", "liaison_officer")
@@ -71,7 +77,7 @@ async def test_full_lifecycle_through_http(api, pool: asyncpg.Pool) -> None:
         "partner_organization_id": w.company_id,
         "areas": ["Sci-Tech Expo 科博会", "Intellectual property 知识产权"],
         "liaison_officer": officer,
-        "department": "投资促进局 Investment Promotion Bureau",
+        "department": API_DEPARTMENT,  # the liaison officer's own: the only one they may open cooperations for
         "started_on": "2024-01-10",
         "target_signing_date": "2024-03-01",
         "description": "From negotiation to signing within three months.",
@@ -81,7 +87,7 @@ async def test_full_lifecycle_through_http(api, pool: asyncpg.Pool) -> None:
     assert coop["stage"] == "negotiating"
     assert coop["lead_organization_name"] == w.government["name"]
     assert coop["partner_organization_name"] == w.company["name"]
-    assert coop["created_by"] == "Liaison Officer Test"
+    assert coop["created_by"] == "Liaison Officer Test" and coop["department"] == API_DEPARTMENT
     base = f"/cooperations/{cid}"
 
     # ---- negotiation: every event is answered with the new state
@@ -110,14 +116,14 @@ async def test_full_lifecycle_through_http(api, pool: asyncpg.Pool) -> None:
     state = ok(await http.post(f"{base}/agreements/{fid}/submit"))
     actions.append("agreement.submitted")
     assert agreement_in(state, fid)["status"] == "in_review"
-    state = ok(await http.post(f"{base}/agreements/{fid}/review-steps/legal_review/approve",
-                               json={"comment": "合法性审查通过"}))
+    state = ok(await reviewer.post(f"{base}/agreements/{fid}/review-steps/legal_review/approve",
+                                   json={"comment": "合法性审查通过"}))
     actions.append("agreement.review_approved")
     framework = agreement_in(state, fid)
     assert framework["status"] == "in_review"
     assert [s["status"] for s in framework["review_steps"]] == ["approved", "pending"]
     assert framework["review_steps"][0]["comment"] == "合法性审查通过"
-    state = ok(await http.post(f"{base}/agreements/{fid}/review-steps/leadership_approval/approve"))  # no body
+    state = ok(await leader.post(f"{base}/agreements/{fid}/review-steps/leadership_approval/approve"))  # no body
     actions.append("agreement.review_approved")
     assert agreement_in(state, fid)["status"] == "approved"
 
@@ -141,8 +147,9 @@ async def test_full_lifecycle_through_http(api, pool: asyncpg.Pool) -> None:
     state = ok(await http.post(f"{base}/agreements", json=investment_body(w)))
     actions.append("agreement.drafted")
     iid = next(a["agreement_id"] for a in state["agreements"] if a["kind"] == "investment")
-    for path in ("submit", "review-steps/legal_review/approve", "review-steps/leadership_approval/approve"):
-        state = ok(await http.post(f"{base}/agreements/{iid}/{path}"))
+    for who, path in ((http, "submit"), (reviewer, "review-steps/legal_review/approve"),
+                      (leader, "review-steps/leadership_approval/approve")):
+        state = ok(await who.post(f"{base}/agreements/{iid}/{path}"))
     actions += ["agreement.submitted", "agreement.review_approved", "agreement.review_approved"]
     state = ok(await http.post(f"{base}/agreements/{iid}/signatures",
                                json={"organization_id": w.park_id, "signed_on": "2024-06-10"}))
@@ -303,7 +310,11 @@ async def test_full_lifecycle_through_http(api, pool: asyncpg.Pool) -> None:
     assert [a["action"] for a in system] == ["cooperation.project_closed"] * 2
     assert system[-1]["after"]["stage"] == "completed" and system[-1]["before"]["stage"] == "in_delivery"
     assert len(audit) == await audit_count(pool, cid) == len(actions) + 2
-    assert all(a["actor_id"] == api.user_id and a["actor_name"] == "Liaison Officer Test" for a in staff)
+    deciders = {await user_id_of(reviewer): "Counsel Test", await user_id_of(leader): "Director Test"}
+    decisions = [(a["actor_id"], a["actor_name"]) for a in staff if a["action"] == "agreement.review_approved"]
+    assert decisions == list(deciders.items()) * 2  # legal review, then leadership approval, per agreement
+    assert all(a["actor_id"] == api.user_id and a["actor_name"] == "Liaison Officer Test"
+               for a in staff if a["action"] != "agreement.review_approved")
     assert [a["seq"] for a in audit] == sorted(a["seq"] for a in audit)  # oldest first
     for row in audit:
         assert row["cooperation_id"] == cid and row["outcome"] == "succeeded"
@@ -341,10 +352,10 @@ async def test_rejected_review_returns_to_draft_then_edit_and_resubmit(api, pool
     coop = await open_cooperation(api.http)
     fid = await coop.draft(framework_body(coop.w))
     await coop.post(f"/agreements/{fid}/submit")
-    await coop.post(f"/agreements/{fid}/review-steps/legal_review/approve", {"comment": "ok"})
+    await coop.decide(fid, "legal_review", comment="ok")
 
-    state = await coop.post(f"/agreements/{fid}/review-steps/leadership_approval/reject",
-                            {"comment": "第三条投资金额需要明确 Clause 3 needs an amount"})
+    state = await coop.decide(fid, "leadership_approval", "reject",
+                              comment="第三条投资金额需要明确 Clause 3 needs an amount")
     agreement = agreement_in(state, fid)
     assert agreement["status"] == "draft"
     # A rejection restarts the whole chain; the log keeps every decision.
@@ -368,7 +379,7 @@ async def test_rejected_review_returns_to_draft_then_edit_and_resubmit(api, pool
     state = await coop.post(f"/agreements/{fid}/submit")
     assert agreement_in(state, fid)["status"] == "in_review"
     for step in ("legal_review", "finance_review", "leadership_approval"):
-        state = await coop.post(f"/agreements/{fid}/review-steps/{step}/approve")
+        state = await coop.decide(fid, step, by=desk_for(step))  # finance_review: not legal, so the leader's
     assert agreement_in(state, fid)["status"] == "approved"
     state = await coop.sign(fid, coop.w.gov_id, FRAMEWORK_SIGNED_ON)
     view = ok(await api.http.get(f"{coop.path}/agreements/{fid}"))
@@ -382,6 +393,7 @@ async def test_rejected_review_returns_to_draft_then_edit_and_resubmit(api, pool
         "agreement.review_approved", "agreement.review_approved", "agreement.party_signed"]
     rejected = audit[4]
     assert rejected["comment"] == "第三条投资金额需要明确 Clause 3 needs an amount"
+    assert rejected["actor_id"] == await user_id_of(REVIEW_DESK["leadership_approval"])  # the leader, not the drafter
     assert rejected["before"]["status"] == "in_review" and rejected["after"]["status"] == "draft"
     edit = audit[5]
     assert edit["before"]["title"] == "战略合作框架协议 Strategic Cooperation Framework Agreement"

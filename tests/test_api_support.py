@@ -11,6 +11,7 @@ so an unhandled error shows up as a 500 answer instead of an exception in the te
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
 import uuid
@@ -30,6 +31,8 @@ from tests.conftest import new_id
 FRAMEWORK_SIGNED_ON = date(2024, 3, 1)
 INVESTMENT_SIGNED_ON = date(2024, 6, 15)
 REVIEW_CHAIN = ("legal_review", "leadership_approval")
+REVIEW_DESK: dict[str, httpx.AsyncClient] = {}
+"""Who decides each review step in the API tests (set by the `api` fixture): not the drafter."""
 TEMPLATE_DAYS = {
     "company_registration": 30,
     "site": 90,
@@ -183,10 +186,17 @@ class Coop:
         return new["agreement_id"]
 
     async def approve_all(self, agreement_id: str) -> None:
+        """Submit, then each step approved by whoever decides it (never the drafter)."""
         self.state = await self.post(f"/agreements/{agreement_id}/submit")
         for step in REVIEW_CHAIN:
-            self.state = await self.post(f"/agreements/{agreement_id}/review-steps/{step}/approve",
-                                         {"comment": "同意 Approved"})
+            self.state = await self.decide(agreement_id, step)
+
+    async def decide(self, agreement_id: str, step: str, decision: str = "approve", status: int = 200,
+                     comment: str = "同意 Approved", by: httpx.AsyncClient | None = None) -> Any:
+        """A review decision by the step's decider on the review desk (a reviewer or a leader)."""
+        http = by or REVIEW_DESK.get(step, self.http)
+        return ok(await http.post(f"{self.path}/agreements/{agreement_id}/review-steps/{step}/{decision}",
+                                  json={"comment": comment}), status)
 
     async def sign(self, agreement_id: str, organization_id: str, signed_on: date) -> dict[str, Any]:
         self.state = await self.post(f"/agreements/{agreement_id}/signatures",
@@ -286,3 +296,26 @@ def _test_line(error: BaseException, test) -> int | None:
             line = tb.tb_lineno
         tb = tb.tb_next
     return line
+
+
+# ---------------------------------------------------------------- who decides (domain/access.py)
+
+
+def desk_for(step: str) -> httpx.AsyncClient:
+    """The client of whoever decides `step` on the review desk: a step whose name starts with
+    "legal" goes to the reviewer, any other step to the leader of the cooperation's department."""
+    return REVIEW_DESK["legal_review" if step.startswith("legal") else "leadership_approval"]
+
+
+@contextlib.asynccontextmanager
+async def raw_as(app, http: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+    """The same user as `http` (its token), but a 500 is an answer (status 500), not an exception."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://accord.test/api/v1",
+                                 headers={"Authorization": http.headers["Authorization"]}, timeout=60) as client:
+        yield client
+
+
+async def user_id_of(http: httpx.AsyncClient) -> str:
+    """The user id behind a client (GET /me)."""
+    return ok(await http.get("/me"))["user_id"]

@@ -19,7 +19,7 @@ import pytest
 import pytest_asyncio
 
 from tests.conftest import new_id
-from tests.test_api_support import eventually, framework_body, investment_body, ok, world
+from tests.test_api_support import REVIEW_DESK, eventually, framework_body, investment_body, ok, world
 from tests.test_audit_support import db_now
 
 BEIJING = timezone(timedelta(hours=8))
@@ -103,8 +103,8 @@ async def timeline(api, pool: asyncpg.Pool) -> AsyncIterator[Timeline]:
         aid = next(a["agreement_id"] for a in state["agreements"] if a["kind"] == kind)
         await t.note(f"{kind} drafted", state)
         await t.note(f"{kind} submitted", ok(await http.post(f"{base}/agreements/{aid}/submit")))
-        for step in ("legal_review", "leadership_approval"):
-            await t.note(f"{kind} {step}", ok(await http.post(
+        for step in ("legal_review", "leadership_approval"):  # decided by the review desk, not the drafter
+            await t.note(f"{kind} {step}", ok(await REVIEW_DESK[step].post(
                 f"{base}/agreements/{aid}/review-steps/{step}/approve", json={"comment": "同意"})))
         for org in parties:
             await t.note(f"{kind} signed by {org}", ok(await http.post(

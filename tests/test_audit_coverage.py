@@ -22,7 +22,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from db.audit_chain import event_hash
 from db.users import hash_token
-from tests.conftest import AUDIT_KEY, TASK_QUEUE, new_id
+from tests.conftest import API_DEPARTMENT, AUDIT_KEY, LEGAL_DEPARTMENT, TASK_QUEUE, ApiUser, new_id, user_client
 from tests.test_api_support import eventually, ok, world
 from tests.test_audit_support import agent, error_text, events_by_agent, idempotent_request_id
 
@@ -40,6 +40,16 @@ async def check_linked(pool: asyncpg.Pool, event: dict[str, Any]) -> None:
 
 
 @dataclass
+class Staff:
+    """Who sends a request, and what its events must say of them."""
+
+    user: ApiUser
+    name: str
+    role: str
+    department: str | None
+
+
+@dataclass
 class Trail:
     """Drives the API and checks the one event each request leaves."""
 
@@ -50,12 +60,14 @@ class Trail:
     others: list[dict[str, Any]] = field(default_factory=list)  # system follow-ups and refused attempts
 
     async def act(self, method: str, path: str, body: Any = None, *, action: str, entity: Any, status: int = 200,
-                  workflow: Any = None, cooperation_id: Any = None,
-                  project_id: Any = None) -> tuple[Any, dict[str, Any]]:
-        """Send one write; `entity`, `workflow`, `cooperation_id`, `project_id` may be functions of the answer."""
+                  workflow: Any = None, cooperation_id: Any = None, project_id: Any = None,
+                  by: Staff | None = None) -> tuple[Any, dict[str, Any]]:
+        """Send one write, by the liaison officer of `api` unless `by` someone else (a review decision);
+        `entity`, `workflow`, `cooperation_id`, `project_id` may be functions of the answer."""
+        by = by or Staff(self.api, USER_NAME, USER_ROLE, API_DEPARTMENT)
         ua, key = agent(), f"audit-coverage-{uuid.uuid4().hex}"
-        response = await self.api.http.request(method, path, json=body,
-                                               headers={"User-Agent": ua, "Idempotency-Key": key})
+        response = await by.user.http.request(method, path, json=body,
+                                              headers={"User-Agent": ua, "Idempotency-Key": key})
         answer = ok(response, status)
         found = await events_by_agent(self.pool, ua)
         assert [e["action"] for e in found] == [action], f"{method} {path}: {found}"
@@ -65,9 +77,10 @@ class Trail:
         assert (event["entity_type"], event["entity_id"]) == entity
         assert event["outcome"] == "succeeded" and event["error"] is None
         assert (event["actor_id"], event["actor_name"], event["actor_role"], event["auth_method"]) == (
-            self.api.user_id, USER_NAME, USER_ROLE, "api_token")
+            by.user.user_id, by.name, by.role, "api_token")
+        assert event["actor_department"] == by.department
         assert event["source_ip"] == "127.0.0.1" and event["user_agent"] == ua
-        assert event["request_id"] == idempotent_request_id(self.api.user_id, key)
+        assert event["request_id"] == idempotent_request_id(by.user.user_id, key)
         assert (event["cooperation_id"], event["project_id"]) == (cooperation_id, project_id)
         assert isinstance(event["recorded_at"], datetime) and event["recorded_at"].tzinfo is not None
         assert isinstance(event["occurred_at"], datetime)
@@ -151,7 +164,18 @@ def milestone(state: dict[str, Any], milestone_id: str) -> dict[str, Any]:
     return next(m for m in state["milestones"] if m["milestone_id"] == milestone_id)
 
 
-async def test_every_action_leaves_exactly_one_well_formed_event(api, pool: asyncpg.Pool) -> None:
+async def test_every_action_leaves_exactly_one_well_formed_event(app, api, pool: asyncpg.Pool) -> None:
+    # Review steps are decided by a reviewer (legal review) and a leader of the cooperation's
+    # department (approval), never by the liaison officer who drafted the agreement: their
+    # decisions' events name them.
+    async with (user_client(app, pool, ["reviewer"], LEGAL_DEPARTMENT, "Counsel Coverage") as counsel,
+                user_client(app, pool, ["leader"], API_DEPARTMENT, "Director Coverage") as director):
+        await _every_action(api, pool, {
+            "legal_review": Staff(counsel, "Counsel Coverage", "reviewer", LEGAL_DEPARTMENT),
+            "leadership_approval": Staff(director, "Director Coverage", "leader", API_DEPARTMENT)})
+
+
+async def _every_action(api, pool: asyncpg.Pool, desk: dict[str, Staff]) -> None:
     t = Trail(api, pool)
     suffix = new_id()
 
@@ -201,16 +225,18 @@ async def test_every_action_leaves_exactly_one_well_formed_event(api, pool: asyn
     _, event = await t.act("POST", f"{base}/agreements/{fid}/submit", action="agreement.submitted", **on_framework)
     assert (event["before"]["status"], event["after"]["status"]) == ("draft", "in_review")
     _, event = await t.act("POST", f"{base}/agreements/{fid}/review-steps/legal_review/approve",
-                           {"comment": "合法性审查通过"}, action="agreement.review_approved", **on_framework)
+                           {"comment": "合法性审查通过"}, action="agreement.review_approved",
+                           by=desk["legal_review"], **on_framework)
     assert event["comment"] == "合法性审查通过" and "review_steps" in event["after"]
     _, event = await t.act("POST", f"{base}/agreements/{fid}/review-steps/leadership_approval/reject",
-                           {"comment": "第三条需要修改"}, action="agreement.review_rejected", **on_framework)
+                           {"comment": "第三条需要修改"}, action="agreement.review_rejected",
+                           by=desk["leadership_approval"], **on_framework)
     assert event["comment"] == "第三条需要修改"
     assert (event["before"]["status"], event["after"]["status"]) == ("in_review", "draft")
     await t.act("POST", f"{base}/agreements/{fid}/submit", action="agreement.submitted", **on_framework)
     for step in ("legal_review", "leadership_approval"):
         state, _ = await t.act("POST", f"{base}/agreements/{fid}/review-steps/{step}/approve",
-                               action="agreement.review_approved", **on_framework)
+                               action="agreement.review_approved", by=desk[step], **on_framework)
     assert agreement(state, "framework")["status"] == "approved"
     _, event = await t.act("POST", f"{base}/agreements/{fid}/signatures",
                            {"organization_id": gov, "signed_on": "2024-03-01"},
@@ -231,7 +257,7 @@ async def test_every_action_leaves_exactly_one_well_formed_event(api, pool: asyn
     await t.act("POST", f"{base}/agreements/{iid}/submit", action="agreement.submitted", **on_investment)
     for step in ("legal_review", "leadership_approval"):
         await t.act("POST", f"{base}/agreements/{iid}/review-steps/{step}/approve",
-                    action="agreement.review_approved", **on_investment)
+                    action="agreement.review_approved", by=desk[step], **on_investment)
     await t.act("POST", f"{base}/agreements/{iid}/signatures", {"organization_id": park, "signed_on": "2024-06-15"},
                 action="agreement.party_signed", **on_investment)
     state, _ = await t.act("POST", f"{base}/agreements/{iid}/signatures",
@@ -379,6 +405,45 @@ async def test_searches_exports_and_verifications_are_audited(api, pool: asyncpg
     assert event["after"] == {"cooperation_id": cid}
     response, event = await t.read("/audit/verify", {}, "audit.verified")
     assert event["after"] == response.json()
+
+
+async def test_reading_the_trail_is_for_auditors_and_a_refusal_is_audited(app, api, pool: asyncpg.Pool) -> None:
+    """A liaison officer sees their department's cooperations, but not the audit trail: each read
+    of it is a 403, and the refused attempt itself is an event (the auditor finds it)."""
+    w = await world(api.http)
+    coop = ok(await api.http.post("/cooperations", json={
+        "title": f"Audit refusals {w.suffix}", "lead_organization_id": w.gov_id,
+        "partner_organization_id": w.company_id, "liaison_officer": "Officer"}), 201)
+    cid = coop["cooperation_id"]
+    at = datetime.now().astimezone().isoformat()
+    async with user_client(app, pool, ["liaison_officer"], API_DEPARTMENT, "Officer Not Auditor") as officer:
+        assert ok(await officer.http.get(f"/cooperations/{cid}"))["id"] == cid  # they see the cooperation
+        reads = [("/audit", {"cooperation_id": cid}, "/audit", ("request", "-")),
+                 ("/audit/export", {"cooperation_id": cid, "format": "csv"}, "/audit/export", ("request", "-")),
+                 ("/audit/verify", {}, "/audit/verify", ("request", "-")),
+                 ("/audit/checkpoints", {}, "/audit/checkpoints", ("request", "-")),
+                 (f"/cooperations/{cid}/as-of", {"at": at}, "/cooperations/{cooperation_id}/as-of",
+                  ("cooperation", cid))]
+        for path, params, route, entity in reads:
+            ua = agent()
+            response = await officer.http.get(path, params=params, headers={"User-Agent": ua})
+            assert response.status_code == 403, (path, response.text)
+            assert response.json()["detail"] == "only an auditor may search, export or verify the audit trail"
+            found = await events_by_agent(pool, ua)
+            assert [(e["action"], e["outcome"]) for e in found] == [(f"api:GET {route}", "refused")], path
+            event = found[0]
+            assert (event["actor_id"], event["actor_name"], event["actor_role"], event["auth_method"]) == (
+                officer.user_id, "Officer Not Auditor", "liaison_officer", "api_token")
+            assert (event["entity_type"], event["entity_id"]) == entity
+            assert event["error"] == response.json()["detail"]
+            assert event["after"] == {"method": "GET", "path": "/api/v1" + path, "status": 403}
+            await check_linked(pool, event)
+        # Nothing was read: no audit.searched, audit.exported or audit.verified event of theirs.
+        assert await pool.fetchval("SELECT count(*) FROM audit_events WHERE actor_id = $1 AND outcome = 'succeeded'",
+                                   officer.user_id) == 0
+    # The auditor finds every refusal in the trail.
+    refusals = ok(await api.http.get("/audit", params={"actor_id": officer.user_id, "outcome": "refused"}))["items"]
+    assert len(refusals) == len(reads)
 
 
 async def test_an_idempotent_replay_adds_no_event(api, pool: asyncpg.Pool) -> None:

@@ -1,8 +1,11 @@
 """Auditors' reads: search with filters and cursor pages, CSV and JSON Lines exports, verification, checkpoints.
 
-One cooperation is driven by two users (the liaison officer of the `api` fixture and an
-auditor-department colleague created here), with Chinese text in its comments, a
-refused attempt and a project; every query is held against the rows in PostgreSQL.
+One cooperation is driven by the liaison officer of the `api` fixture (also an auditor, who
+reads the trail), with its review steps decided by a reviewer and a leader of the story's
+own (never by the drafter), and by a colleague of a department of their own (a counsel of
+a legal affairs office), who decides two legal reviews in a row. It has Chinese
+text in its comments, a refused attempt and a project; every query is held against the
+rows in PostgreSQL.
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ import pytest_asyncio
 
 from db import audit_chain
 from db.audit_queries import COLUMNS
-from db.users import create_user, issue_token
 from runtime.checkpoints import checkpoint_once
-from tests.conftest import AUDIT_KEY, new_id
+from tests.conftest import API_DEPARTMENT, AUDIT_KEY, LEGAL_DEPARTMENT, new_id, user_client
 from tests.test_api_support import framework_body, investment_body, ok, world
 from tests.test_audit_support import db_now
+
+REVIEW_DECISIONS = {"agreement.review_approved", "agreement.review_rejected"}
+REFUSED_APPROVAL = "api:POST /cooperations/{cooperation_id}/agreements/{agreement_id}/review-steps/{step}/approve"
 
 
 @dataclass
@@ -41,18 +46,16 @@ class Story:
     colleague_actions: list[str]
     colleague_from: datetime  # the database clock just before the colleague's first action
     colleague_until: datetime  # ... and just after the last one
+    deciders: tuple[str, str]  # the story's reviewer and leader, who decide the other review steps
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def story(app, api, pool: asyncpg.Pool) -> AsyncIterator[Story]:
     suffix = new_id()
-    department = f"审计局 Audit Bureau {suffix}"
-    async with pool.acquire() as conn:
-        user = await create_user(conn, new_id("colleague-"), f"王审计 Auditor Wang {suffix}", "reviewer", department)
-        token = await issue_token(conn, user.id, "audit query tests")
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://accord.test/api/v1", timeout=60,
-                                 headers={"Authorization": f"Bearer {token}"}) as colleague:
+    department = f"法制办 Legal Affairs Office {suffix}"
+    async with (user_client(app, pool, ["reviewer"], department, f"王审查 Counsel Wang {suffix}") as colleague,
+                user_client(app, pool, ["reviewer"], LEGAL_DEPARTMENT, f"Counsel Li {suffix}") as reviewer,
+                user_client(app, pool, ["leader"], API_DEPARTMENT, f"Director Sun {suffix}") as leader):
         http = api.http
         w = await world(http)
         coop = ok(await http.post("/cooperations", json={
@@ -65,28 +68,31 @@ async def story(app, api, pool: asyncpg.Pool) -> AsyncIterator[Story]:
         state = ok(await http.post(f"{base}/agreements", json=framework_body(w)))
         fid = state["agreements"][0]["agreement_id"]
         ok(await http.post(f"{base}/agreements/{fid}/submit"))
-        ok(await http.post(f"{base}/agreements/{fid}/review-steps/legal_review/approve"))
+        ok(await reviewer.http.post(f"{base}/agreements/{fid}/review-steps/legal_review/approve"))
         rejection = f"第三条投资金额需要明确 {suffix}"
-        ok(await http.post(f"{base}/agreements/{fid}/review-steps/leadership_approval/reject",
-                           json={"comment": rejection}))
-        refused = await http.post(f"{base}/agreements/{fid}/review-steps/leadership_approval/approve")
+        ok(await leader.http.post(f"{base}/agreements/{fid}/review-steps/leadership_approval/reject",
+                                  json={"comment": rejection}))
+        # The leader approves too soon: the rejection returned the agreement to draft.
+        refused = await leader.http.post(f"{base}/agreements/{fid}/review-steps/leadership_approval/approve")
         assert refused.status_code == 409
 
-        # The colleague resubmits and approves: their own actor id and department.
+        # Both agreements wait for legal review; the colleague decides both, one after the other:
+        # their own actor id and department.
+        ok(await http.post(f"{base}/agreements/{fid}/submit"))
+        state = ok(await http.post(f"{base}/agreements", json=investment_body(w)))
+        iid = next(a["agreement_id"] for a in state["agreements"] if a["kind"] == "investment")
+        ok(await http.post(f"{base}/agreements/{iid}/submit"))
         colleague_from = await db_now(pool)
-        ok(await colleague.post(f"{base}/agreements/{fid}/submit"))
-        for step in ("legal_review", "leadership_approval"):
-            ok(await colleague.post(f"{base}/agreements/{fid}/review-steps/{step}/approve",
-                                    json={"comment": "同意"}))
+        for aid in (fid, iid):
+            ok(await colleague.http.post(f"{base}/agreements/{aid}/review-steps/legal_review/approve",
+                                         json={"comment": "同意"}))
         colleague_until = await db_now(pool)
 
+        ok(await leader.http.post(f"{base}/agreements/{fid}/review-steps/leadership_approval/approve"))
         for org in (w.gov_id, w.company_id):
             ok(await http.post(f"{base}/agreements/{fid}/signatures",
                                json={"organization_id": org, "signed_on": "2024-03-01"}))
-        state = ok(await http.post(f"{base}/agreements", json=investment_body(w)))
-        iid = next(a["agreement_id"] for a in state["agreements"] if a["kind"] == "investment")
-        for path in ("submit", "review-steps/legal_review/approve", "review-steps/leadership_approval/approve"):
-            ok(await http.post(f"{base}/agreements/{iid}/{path}"))
+        ok(await leader.http.post(f"{base}/agreements/{iid}/review-steps/leadership_approval/approve"))
         for org in (w.park_id, w.company_id):
             ok(await http.post(f"{base}/agreements/{iid}/signatures",
                                json={"organization_id": org, "signed_on": "2024-06-15"}))
@@ -99,9 +105,9 @@ async def story(app, api, pool: asyncpg.Pool) -> AsyncIterator[Story]:
                            json={"new_due_date": "2024-09-30", "reason": "等待土地证 waiting for the land title"}))
         ok(await http.post(f"/projects/{pid}/investments",
                            json={"received_on": "2024-07-20", "amount": "1000000.00", "source_note": "首笔资金"}))
-        yield Story(cid, pid, suffix, rejection, user.id, department,
-                    ["agreement.submitted", "agreement.review_approved", "agreement.review_approved"],
-                    colleague_from, colleague_until)
+        yield Story(cid, pid, suffix, rejection, colleague.user_id, department,
+                    ["agreement.review_approved", "agreement.review_approved"],
+                    colleague_from, colleague_until, (reviewer.user_id, leader.user_id))
 
 
 async def search(http: httpx.AsyncClient, **params: Any) -> dict[str, Any]:
@@ -165,12 +171,23 @@ async def test_filter_by_actor_and_department(api, pool: asyncpg.Pool, story: St
     assert {i["actor_department"] for i in page["items"]} == {story.colleague_department}
     by_department = await search(api.http, actor_department=story.colleague_department)
     assert seqs(by_department["items"]) == seqs(page["items"])
-    # The liaison officer's events of the same cooperation are the others.
+    # The liaison officer's events of the same cooperation and the review desk's are the others.
     mine = await search(api.http, actor_id=api.user_id, cooperation_id=story.cooperation_id, limit=500)
+    desk = [await search(api.http, actor_id=d, cooperation_id=story.cooperation_id, limit=500)
+            for d in story.deciders]
     everything = await search(api.http, cooperation_id=story.cooperation_id, limit=500)
-    system = [i for i in everything["items"] if i["actor_id"] not in (api.user_id, story.colleague_id)]
+    system = [i for i in everything["items"]
+              if i["actor_id"] not in (api.user_id, story.colleague_id, *story.deciders)]
     assert system == []  # nothing closed yet: no system events
-    assert sorted(seqs(mine["items"]) + seqs(page["items"])) == sorted(seqs(everything["items"]))
+    assert sorted(seqs(mine["items"]) + seqs(page["items"]) + [s for d in desk for s in seqs(d["items"])]) == \
+        sorted(seqs(everything["items"]))
+    # Separation of duties, as the trail shows it: the drafter decided no review step.
+    assert not {i["action"] for i in mine["items"]} & REVIEW_DECISIONS
+    reviewer, leader = desk
+    assert [i["action"] for i in reversed(reviewer["items"])] == ["agreement.review_approved"]
+    assert [(i["action"], i["outcome"]) for i in reversed(leader["items"])] == [
+        ("agreement.review_rejected", "succeeded"), (REFUSED_APPROVAL, "refused"),
+        ("agreement.review_approved", "succeeded"), ("agreement.review_approved", "succeeded")]
 
 
 async def test_filter_by_action_outcome_and_entity(api, pool: asyncpg.Pool, story: Story) -> None:
@@ -178,9 +195,9 @@ async def test_filter_by_action_outcome_and_entity(api, pool: asyncpg.Pool, stor
                                 action="agreement.review_rejected"))["items"]
     assert rejected["comment"] == story.rejection
     (refusal,) = (await search(api.http, cooperation_id=story.cooperation_id, outcome="refused"))["items"]
-    assert refusal["action"] == ("api:POST /cooperations/{cooperation_id}/agreements/{agreement_id}"
-                                 "/review-steps/{step}/approve")
-    assert refusal["error"] == "agreement is draft, not in review" and refusal["actor_id"] == api.user_id
+    assert refusal["action"] == REFUSED_APPROVAL
+    # The leader's too-early approval (the drafter may not decide review steps at all).
+    assert refusal["error"] == "agreement is draft, not in review" and refusal["actor_id"] == story.deciders[1]
     assert (await search(api.http, cooperation_id=story.cooperation_id, outcome="failed"))["items"] == []
     succeeded = await search(api.http, cooperation_id=story.cooperation_id, outcome="succeeded", limit=500)
     everything = await search(api.http, cooperation_id=story.cooperation_id, limit=500)
@@ -227,9 +244,14 @@ async def test_free_text_in_chinese_and_english(api, pool: asyncpg.Pool, story: 
     (moved,) = (await search(api.http, q="等待土地证", project_id=story.project_id))["items"]
     assert moved["action"] == "milestone.moved"
     # Case-insensitive, across actor names.
-    colleague = await search(api.http, q=f"auditor WANG {story.suffix.upper()}", limit=500)
-    assert {i["actor_id"] for i in colleague["items"]} == {story.colleague_id}
-    assert len(colleague["items"]) == len(story.colleague_actions)
+    colleague = await search(api.http, q=f"counsel WANG {story.suffix.upper()}", limit=500)
+    theirs = [i for i in colleague["items"] if i["actor_id"] == story.colleague_id]
+    assert [i["action"] for i in reversed(theirs)] == story.colleague_actions
+    # The other hits name them in their text: the leader's approvals that follow hold the review
+    # steps, each with who decided it (now someone else than the one acting, as the duties are separated).
+    others = [i for i in colleague["items"] if i["actor_id"] != story.colleague_id]
+    assert others and {i["actor_id"] for i in others} == {story.deciders[1]}
+    assert all(f"Counsel Wang {story.suffix}" in json.dumps(i["after"], ensure_ascii=False) for i in others)
     # LIKE wildcards are literal: the suffix is always followed by some character, never by "%" or "_".
     assert (await search(api.http, q=story.suffix, cooperation_id=story.cooperation_id))["items"]
     assert (await search(api.http, q=f"{story.suffix}%", cooperation_id=story.cooperation_id))["items"] == []

@@ -22,6 +22,7 @@ from api.concurrency import parse_if_match
 from api.errors import ApiError
 from domain.records import cooperation_workflow_id, project_workflow_id
 from tests.test_api_support import (
+    REVIEW_DESK,
     Coop,
     audit_count,
     cooperation_body,
@@ -176,16 +177,17 @@ async def test_every_cooperation_write_checks_if_match(api, client: Client) -> N
     version = await cooperation_seq(client, coop.id)
     stale_tag = f'W/"{version - 1}"'
     assert coop.investment_id is not None
+    http, reviewer = api.http, REVIEW_DESK["legal_review"]  # a review decision comes from its decider
     attempts = [
-        ("POST", "/agreements", framework_body(coop.w)),
-        ("PATCH", f"/agreements/{coop.investment_id}", {"title": "Stale title"}),
-        ("POST", f"/agreements/{coop.investment_id}/submit", None),
-        ("POST", f"/agreements/{coop.investment_id}/review-steps/legal_review/approve", None),
-        ("POST", "/projects", project_body(coop.investment_id)),
-        ("POST", "/terminate", {"reason": "stale termination"}),
+        (http, "POST", "/agreements", framework_body(coop.w)),
+        (http, "PATCH", f"/agreements/{coop.investment_id}", {"title": "Stale title"}),
+        (http, "POST", f"/agreements/{coop.investment_id}/submit", None),
+        (reviewer, "POST", f"/agreements/{coop.investment_id}/review-steps/legal_review/approve", None),
+        (http, "POST", "/projects", project_body(coop.investment_id)),
+        (http, "POST", "/terminate", {"reason": "stale termination"}),
     ]
-    for method, sub, body in attempts:
-        answer = await api.http.request(method, coop.path + sub, json=body, headers={"If-Match": stale_tag})
+    for who, method, sub, body in attempts:
+        answer = await who.request(method, coop.path + sub, json=body, headers={"If-Match": stale_tag})
         assert answer.status_code == 412, f"{method} {sub}: {answer.status_code} {answer.text}"
         stale(answer, saw=version - 1, now=version)
     assert await cooperation_seq(client, coop.id) == version, "a stale write changed the cooperation"

@@ -60,9 +60,12 @@ from tests.conftest import TASK_QUEUE, new_id
 from workflows.cooperation import CooperationWorkflow
 from workflows.project import ProjectWorkflow
 
-OFFICER = Actor(user_id="u-officer", name="Officer Wang", role="officer")
-COUNSEL = Actor(user_id="u-counsel", name="Counsel Li", role="reviewer")
-LEADER = Actor(user_id="u-leader", name="Director Zhao", role="leader")
+DEPARTMENT = "Investment Promotion Bureau"
+OFFICER = Actor(user_id="u-officer", name="Officer Wang", role="liaison_officer", roles=("liaison_officer",),
+                department=DEPARTMENT)
+COUNSEL = Actor(user_id="u-counsel", name="Counsel Li", role="reviewer", roles=("reviewer",),
+                department="Legal Affairs Office")
+LEADER = Actor(user_id="u-leader", name="Director Zhao", role="leader", roles=("leader",), department=DEPARTMENT)
 
 FRAMEWORK_SIGNED_ON = date(2024, 6, 3)
 INVESTMENT_SIGNED_ON = date(2024, 9, 18)
@@ -158,7 +161,7 @@ def creation_of(lead_id: str, lead_name: str, partner_id: str, partner_name: str
         partner_organization_name=partner_name,
         areas=["new energy", "advanced manufacturing"],
         liaison_officer="Officer Wang",
-        department="Investment Promotion Bureau",
+        department=DEPARTMENT,
         started_on=date(2024, 3, 1),
         target_signing_date=date(2024, 6, 30),
         description="Strategic cooperation on a regional HQ and a battery plant.",
@@ -493,18 +496,23 @@ async def test_refused_actions_change_nothing(client: Client, pool: asyncpg.Pool
 
     refused_ids: list[str] = []
 
-    async def attempt(command: CooperationCommand, kind: str, says: str) -> None:
+    async def attempt(command: CooperationCommand, kind: str, says: str, actor: Actor = OFFICER) -> None:
         before = await snapshot()
         request_id = coop.request_id()
         refused_ids.append(request_id)
-        await refused(coop.act(command, request_id=request_id), kind, says)
+        await refused(coop.act(command, request_id=request_id, actor=actor), kind, says)
         assert await snapshot() == before
 
     # The framework agreement is in review: nobody may sign it yet.
     await attempt(sign(coop, fw, coop.lead_id, FRAMEWORK_SIGNED_ON), "Refused", "only after every review step")
     # The chain is ordered; unknown steps and agreements are NotFound; a future date is Invalid.
-    await attempt(approve(fw, "leadership_approval"), "Refused", "waits for 'legal_review'")
-    await attempt(approve(fw, "board_vote"), "NotFound", "no step named")
+    await attempt(approve(fw, "leadership_approval"), "Refused", "waits for 'legal_review'", actor=LEADER)
+    await attempt(approve(fw, "board_vote"), "NotFound", "no step named", actor=LEADER)
+    # The second line of access control: the drafter cannot decide a step, a leader not a legal one.
+    await attempt(approve(fw, "legal_review"), "Forbidden", "drafted or edited")
+    await attempt(approve(fw, "legal_review"), "Forbidden", "decided by a reviewer", actor=LEADER)
+    stranger = OFFICER.model_copy(update={"user_id": "u-elsewhere", "department": "Another Bureau"})
+    await attempt(meeting("neg-9"), "NotFound", f"cooperation {coop.cooperation_id} not found", actor=stranger)
     await attempt(SubmitAgreement(agreement_id="nope"), "NotFound", "not part of this cooperation")
     await attempt(meeting("neg-2", on=date.today() + timedelta(days=30)), "Invalid", "in the future")
     await attempt(meeting("neg-1"), "Refused", "already recorded")
@@ -670,21 +678,22 @@ async def test_continue_as_new_carries_state_and_request_memory(client: Client, 
     fw = coop.fw
     first_run_id = (await coop.handle().describe()).run_id
 
-    commands: list[CooperationCommand] = [
-        meeting("neg-1", on=date(2024, 3, 12)),
-        meeting("neg-2", on=date(2024, 4, 2)),
-        RecordNegotiation(event=NegotiationEvent(event_id="visit-1", kind="inspection_visit",
-                                                 occurred_on=date(2024, 4, 20), ends_on=date(2024, 4, 22))),
-        draft(coop, fw, AgreementKind.framework),
-        SubmitAgreement(agreement_id=fw),
-        approve(fw, "legal_review"),
-        approve(fw, "leadership_approval"),
-        sign(coop, fw, coop.lead_id, FRAMEWORK_SIGNED_ON),
+    commands: list[tuple[CooperationCommand, Actor]] = [
+        (meeting("neg-1", on=date(2024, 3, 12)), OFFICER),
+        (meeting("neg-2", on=date(2024, 4, 2)), OFFICER),
+        (RecordNegotiation(event=NegotiationEvent(event_id="visit-1", kind="inspection_visit",
+                                                  occurred_on=date(2024, 4, 20), ends_on=date(2024, 4, 22))),
+         OFFICER),
+        (draft(coop, fw, AgreementKind.framework), OFFICER),
+        (SubmitAgreement(agreement_id=fw), OFFICER),
+        (approve(fw, "legal_review"), COUNSEL),
+        (approve(fw, "leadership_approval"), LEADER),
+        (sign(coop, fw, coop.lead_id, FRAMEWORK_SIGNED_ON), OFFICER),
     ]
     request_ids = []
-    for command in commands:
+    for command, actor in commands:
         request_ids.append(coop.request_id())
-        state = await coop.act(command, request_id=request_ids[-1])
+        state = await coop.act(command, request_id=request_ids[-1], actor=actor)
     assert state.seq == 1 + len(commands)
 
     # The workflow rolled over: the first run ended in ContinueAsNew and later runs followed it.

@@ -16,6 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlrea
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from domain import access
     from domain import cooperation as rules
     from domain.audit import SYSTEM_ACTOR, ActionContext, Change
     from domain.cooperation import CLOSED_STAGES, CooperationState, CreateProject, ProjectClosed, TerminateCooperation
@@ -138,6 +139,14 @@ class CooperationWorkflow:
             return
         check_version(action.expected_seq, self._state.seq, settling=self._lock.locked())
         try:
+            # The second line behind the API's own check (domain/access.py): only here are the
+            # agreement's authors known, so separation of duties is enforced here.
+            command = action.command
+            agreement = next((a for a in self._state.agreements
+                              if a.agreement_id == getattr(command, "agreement_id", None)), None)
+            access.check_cooperation_command(
+                action.actor, command.kind, self._state.department, step=getattr(command, "step", None),
+                authors=agreement.authors if agreement else (), what=f"cooperation {self._state.cooperation_id}")
             rules.apply(self._state.model_copy(deep=True), action.command, context(action.actor, action.request_id))
         except DomainError as error:
             raise refusal(error) from None
@@ -190,6 +199,7 @@ class CooperationWorkflow:
             responsible_officer=cmd.responsible_officer,
             milestones=cmd.milestones,
             created_at=ctx.now,
+            cooperation_department=self._state.department,
         )
 
     async def _start_project_then_commit(

@@ -14,6 +14,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from domain import access
     from domain import project as rules
     from domain.audit import SYSTEM_ACTOR, ActionContext, Change
     from domain.cooperation import ProjectClosed
@@ -140,6 +141,10 @@ class ProjectWorkflow:
             return
         check_version(action.expected_seq, self._state.seq, settling=self._lock.locked())
         try:
+            access.check_project_command(  # the second line behind the API's own check
+                action.actor, action.command.kind,
+                [self._state.responsible_department, self._state.cooperation_department],
+                what=f"project {self._state.project_id}")
             rules.apply(self._state.model_copy(deep=True), action.command, context(action.actor, action.request_id))
         except DomainError as error:
             raise refusal(error) from None

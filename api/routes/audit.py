@@ -21,6 +21,8 @@ from api.errors import field_error, not_found
 from api.services import ActorDep, ServicesDep
 from db import audit_chain, audit_queries
 from db.audit_queries import COLUMNS, AuditFilter
+from domain import access
+from domain.audit import Actor
 from domain.cooperation import CooperationState
 from domain.project import NewProject, ProjectState, new_project
 from domain.records import cooperation_workflow_id, project_workflow_id
@@ -104,8 +106,17 @@ def audit_filter(
 FilterDep = Annotated[AuditFilter, Depends(audit_filter)]
 
 
+def auditor(actor: ActorDep) -> Actor:
+    """The audit trail is the auditors' (domain/access.py): everyone else gets a 403."""
+    access.check_audit_reader(actor)
+    return actor
+
+
+AuditorDep = Annotated[Actor, Depends(auditor)]
+
+
 @router.get("", response_model=AuditPage)
-async def search(request: Request, f: FilterDep, services: ServicesDep, actor: ActorDep,
+async def search(request: Request, f: FilterDep, services: ServicesDep, actor: AuditorDep,
                  limit: Annotated[int, Query(ge=1, le=500)] = 100,
                  cursor: Annotated[int | None, Query(ge=1, description="next_cursor of the previous page")] = None,
                  ) -> dict:
@@ -117,7 +128,7 @@ async def search(request: Request, f: FilterDep, services: ServicesDep, actor: A
 
 
 @router.get("/export", response_class=StreamingResponse)
-async def export(request: Request, f: FilterDep, services: ServicesDep, actor: ActorDep,
+async def export(request: Request, f: FilterDep, services: ServicesDep, actor: AuditorDep,
                  format: Literal["csv", "jsonl"] = "csv") -> StreamingResponse:
     """Every matching event as CSV (UTF-8 with BOM, opens in Excel) or JSON Lines, streamed."""
     async with services.pool.acquire() as conn:
@@ -176,7 +187,7 @@ def json_ready(row: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/verify", response_model=VerifyResult)
-async def verify(request: Request, services: ServicesDep, actor: ActorDep) -> dict:
+async def verify(request: Request, services: ServicesDep, actor: AuditorDep) -> dict:
     """Recompute the hash chain and hold it against the head and every signed checkpoint."""
     async with services.pool.acquire() as conn:
         verdict = await audit_chain.verify(conn, services.audit_key)
@@ -185,7 +196,7 @@ async def verify(request: Request, services: ServicesDep, actor: ActorDep) -> di
 
 
 @router.get("/checkpoints", response_model=list[Checkpoint])
-async def checkpoints(services: ServicesDep, actor: ActorDep) -> list[dict]:
+async def checkpoints(services: ServicesDep, actor: AuditorDep) -> list[dict]:
     """The signed checkpoints, to keep outside the system (they prove the chain up to each)."""
     async with services.pool.acquire() as conn:
         rows = await conn.fetch("SELECT seq, hash, key_id, signature, created_at FROM audit_checkpoints ORDER BY seq")
@@ -199,7 +210,7 @@ as_of_router = APIRouter(tags=["audit"])
 
 @as_of_router.get("/cooperations/{cooperation_id}/as-of", response_model=CooperationState)
 async def cooperation_as_of(cooperation_id: Identifier, at: datetime, services: ServicesDep,
-                            actor: ActorDep) -> dict:
+                            actor: AuditorDep) -> dict:
     """The cooperation as it stood at `at`, rebuilt from the audit trail (not from today's rows)."""
     _require_zone(at)
     async with services.pool.acquire() as conn:
@@ -210,7 +221,7 @@ async def cooperation_as_of(cooperation_id: Identifier, at: datetime, services: 
 
 
 @as_of_router.get("/projects/{project_id}/as-of", response_model=ProjectState)
-async def project_as_of(project_id: Identifier, at: datetime, services: ServicesDep, actor: ActorDep) -> Any:
+async def project_as_of(project_id: Identifier, at: datetime, services: ServicesDep, actor: AuditorDep) -> Any:
     """The project as it stood at `at`: its last event then, or its creation if nothing followed yet."""
     _require_zone(at)
     async with services.pool.acquire() as conn:

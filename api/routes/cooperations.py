@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import asyncpg
 from fastapi import APIRouter, Query, Request, Response, status
 from temporalio.client import WorkflowUpdateFailedError
 
@@ -34,6 +35,8 @@ from api.services import ActorDep, RequestIdDep, Services, ServicesDep, new_id, 
 from api.writes import cooperation_action
 from db import audit_queries, queries
 from db.audit_queries import AuditFilter
+from domain import access
+from domain.audit import Actor
 from domain.cooperation import (
     CooperationState,
     CreateCooperation,
@@ -74,8 +77,12 @@ async def create(body: CooperationIn, services: ServicesDep, actor: ActorDep,
         raise field_error(["body", "partner_organization_id"], "the partner must be a company")
     if lead["kind"] == "company":
         raise field_error(["body", "lead_organization_id"], "the lead party must be a government body")
+    # A liaison officer opens cooperations for their own department (the default when none is named).
+    department = body.department or actor.department
+    access.check_create_cooperation(actor, department)
     command = CreateCooperation(
-        **body.model_dump(), lead_organization_name=lead["name"], partner_organization_name=partner["name"]
+        **body.model_dump(exclude={"department"}), department=department, lead_organization_name=lead["name"],
+        partner_organization_name=partner["name"],
     )
     try:
         state = await create_cooperation(services.client, services.task_queue, new_id(request_id, "cooperation"),
@@ -99,7 +106,7 @@ async def list_cooperations(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> dict:
     filters = queries.CooperationFilter(stage.value if stage else None, partner_organization_id, liaison_officer,
-                                        overdue, q)
+                                        overdue, q, access.visible_departments(actor))
     try:
         async with services.pool.acquire() as conn:
             rows, next_cursor = await queries.list_cooperations(conn, filters, office_today(), limit, cursor)
@@ -120,6 +127,7 @@ async def get_cooperation(cooperation_id: Identifier, services: ServicesDep, act
         row = await queries.cooperation(conn, cooperation_id, today)
         if row is None:
             raise not_found(f"cooperation {cooperation_id}")
+        access.check_visible(actor, [row["department"]], f"cooperation {cooperation_id}")
         negotiation = await queries.negotiation_events(conn, cooperation_id)
         agreements = await queries.agreements(conn, cooperation_id)
         projects = await queries.projects(conn, today, cooperation_id=cooperation_id)
@@ -132,6 +140,7 @@ async def get_cooperation(cooperation_id: Identifier, services: ServicesDep, act
 async def get_agreement(cooperation_id: Identifier, agreement_id: Identifier, services: ServicesDep,
                         actor: ActorDep) -> dict:
     async with services.pool.acquire() as conn:
+        await _visible(conn, actor, cooperation_id)
         view = await queries.agreement(conn, cooperation_id, agreement_id)
     if view is None:
         raise not_found(f"agreement {agreement_id}")
@@ -143,11 +152,18 @@ async def cooperation_audit(cooperation_id: Identifier, request: Request, servic
                             actor: ActorDep) -> list[dict]:
     """The audit events of a cooperation and its projects, oldest first (the last 1,000; /audit pages on)."""
     async with services.pool.acquire() as conn:
-        if await queries.cooperation_stage(conn, cooperation_id) is None:
-            raise not_found(f"cooperation {cooperation_id}")
+        await _visible(conn, actor, cooperation_id)
         items, _ = await audit_queries.search(conn, AuditFilter(cooperation_id=cooperation_id), 1000, None)
         await record_access(conn, request, actor, "audit.searched", {"cooperation_id": cooperation_id})
     return [json_ready(i) for i in reversed(items)]
+
+
+async def _visible(conn: asyncpg.Connection, actor: Actor, cooperation_id: str) -> None:
+    """404 for a cooperation that does not exist or that the actor may not see (the same answer)."""
+    header = await queries.cooperation_header(conn, cooperation_id)
+    if header is None:
+        raise not_found(f"cooperation {cooperation_id}")
+    access.check_visible(actor, header.departments, f"cooperation {cooperation_id}")
 
 
 # ---------------------------------------------------------------- negotiation and agreements
@@ -246,15 +262,17 @@ async def create_project(cooperation_id: Identifier, body: ProjectIn, services: 
     if body.milestones is not None:
         milestones = [MilestoneSpec(milestone_id=f"m{i + 1}", **m.model_dump()) for i, m in enumerate(body.milestones)]
     else:
-        milestones = await _template_milestones(services, cooperation_id, body.agreement_id)
+        milestones = await _template_milestones(services, actor, cooperation_id, body.agreement_id)
     command = CreateProject(project_id=project_id, milestones=milestones,
                             **body.model_dump(exclude={"milestones"}))
     return await cooperation_action(services, cooperation_id, actor, command, request_id, precondition)
 
 
-async def _template_milestones(services: Services, cooperation_id: str, agreement_id: str) -> list[MilestoneSpec]:
+async def _template_milestones(services: Services, actor: Actor, cooperation_id: str,
+                               agreement_id: str) -> list[MilestoneSpec]:
     """The default template, dated from the agreement's signing (or today if it is not signed yet)."""
     async with services.pool.acquire() as conn:
+        await _visible(conn, actor, cooperation_id)
         agreement = await queries.agreement(conn, cooperation_id, agreement_id)
     if agreement is None:
         raise ApiError(404, f"agreement {agreement_id} not found in this cooperation")

@@ -23,6 +23,7 @@ from api.services import ActorDep, RequestIdDep, Services, ServicesDep, new_id
 from channels.ics import calendar_bytes, milestone_event
 from db import feeds
 from db.audit_chain import append
+from domain import access
 from domain.audit import Actor
 from domain.types import Identifier
 
@@ -44,6 +45,9 @@ async def create_feed(body: CalendarFeedIn, request: Request, response: Response
     """A feed of the caller's milestones (`me`) or a department's; the answer's `url` is never shown again."""
     response.headers["Cache-Control"] = "no-store"  # the URL is a credential: no proxy or browser cache keeps it
     setattr(request.state, WITHHOLD_REPLAY, True)  # nor the idempotency store: only its hash is kept
+    if body.scope == "department":
+        assert body.department is not None
+        access.check_department_feed(actor, body.department)
     feed_id = new_id(request_id, "calendar_feed")
     secret = secrets.token_urlsafe(32)
     user_id = actor.user_id if body.scope == "me" else None

@@ -12,6 +12,7 @@ from api.schemas import Organization, OrganizationIn, OrganizationKind, Person, 
 from api.services import ActorDep, RequestIdDep, ServicesDep, new_id
 from db import queries
 from db.audit_chain import append
+from domain import access
 from domain.types import Identifier, Name
 
 router = APIRouter(prefix="/organizations", tags=["organizations"])
@@ -21,6 +22,7 @@ router = APIRouter(prefix="/organizations", tags=["organizations"])
 async def create_organization(body: OrganizationIn, services: ServicesDep, actor: ActorDep,
                               request_id: RequestIdDep) -> dict:
     """Register an organization. Names are unique (case-insensitive): a second one is a 409."""
+    access.check_reference_data_edit(actor)
     org_id = new_id(request_id, "organization")
     async with services.pool.acquire() as conn, conn.transaction():
         row = await queries.insert_organization(conn, org_id, body.name, body.kind.value, body.region, actor.name)
@@ -53,6 +55,7 @@ async def get_organization(organization_id: Identifier, services: ServicesDep, a
 async def add_person(organization_id: Identifier, body: PersonIn, services: ServicesDep, actor: ActorDep,
                      request_id: RequestIdDep) -> dict:
     """Record someone with a title in an organization (a mayor, a company's CPO)."""
+    access.check_reference_data_edit(actor)
     person_id = new_id(request_id, "person")
     async with services.pool.acquire() as conn, conn.transaction():
         if await queries.organization(conn, organization_id) is None:

@@ -21,6 +21,7 @@ from api.schemas import (
 from api.services import ActorDep, RequestIdDep, ServicesDep, new_id, office_today
 from api.writes import project_action
 from db import queries
+from domain import access
 from domain.project import (
     AddMilestone,
     CancelProject,
@@ -43,15 +44,17 @@ async def list_projects(services: ServicesDep, actor: ActorDep, cooperation_id: 
                         status: ProjectStatus | None = None) -> list[dict]:
     async with services.pool.acquire() as conn:
         return await queries.projects(conn, office_today(), cooperation_id=cooperation_id,
-                                      status=status.value if status else None)
+                                      status=status.value if status else None,
+                                      departments=access.visible_departments(actor))
 
 
 @router.get("/{project_id}", response_model=ProjectView)
 async def get_project(project_id: Identifier, services: ServicesDep, actor: ActorDep, response: Response) -> dict:
     """One project; its `ETag` is the version to send as `If-Match` with a write."""
     async with services.pool.acquire() as conn:
-        found = await queries.projects(conn, office_today(), project_id=project_id)
-    if not found:
+        found = await queries.projects(conn, office_today(), project_id=project_id,
+                                       departments=access.visible_departments(actor))
+    if not found:  # missing or another department's: the same answer
         raise not_found(f"project {project_id}")
     tag(response, found[0]["version"])
     return found[0]

@@ -25,7 +25,7 @@ from api.reminder_schemas import (
     WhatIfView,
 )
 from api.services import ActorDep, RequestIdDep, Services, ServicesDep
-from db import deliveries
+from db import deliveries, queries
 from db.audit_chain import append
 from db.reminder_settings import (
     PolicyScope,
@@ -37,6 +37,7 @@ from db.reminder_settings import (
     save_calendar,
     save_policy,
 )
+from domain import access
 from domain.audit import Actor
 from domain.calendar import WorkingCalendar
 from domain.reminders import DEFAULT_POLICY, Notice, ReminderPolicy
@@ -92,6 +93,7 @@ async def upcoming_notices(project_id: Identifier, services: ServicesDep, actor:
     rule, and the policy, calendar and due-date versions behind each. Notices already due are listed
     with the time they go out (now, or the next office opening). Overdue repeats show only the next one."""
     async with services.pool.acquire() as conn:
+        await _project_exists(conn, actor, project_id)
         found = await _schedule(services, conn, project_id)
         notices = schedule.upcoming(found, _now(), services.reminder_hour, services.reminder_until_hour)
         return await _previews(conn, services, notices)
@@ -103,6 +105,7 @@ async def what_if(project_id: Identifier, milestone_id: Identifier, services: Se
     """If this milestone's due date moved to `due_date` now, which notices would be sent, when, to whom.
     Nothing is changed."""
     async with services.pool.acquire() as conn:
+        await _project_exists(conn, actor, project_id)
         found = await _schedule(services, conn, project_id)
         now = _now()
         moved = schedule.what_if(found, milestone_id, due_date, now, services.reminder_hour,
@@ -122,7 +125,7 @@ async def sent_notices(project_id: Identifier, services: ServicesDep, actor: Act
     """Every notice delivery of the project, newest first, with why it was sent: the rule, policy
     version, calendar version and due-date version that produced it."""
     async with services.pool.acquire() as conn:
-        await _project_exists(conn, project_id)
+        await _project_exists(conn, actor, project_id)
         return [dict(r) for r in await deliveries.deliveries_of_project(conn, project_id)]
 
 
@@ -155,11 +158,20 @@ async def _set_policy(services: Services, actor: Actor, request_id: str, scope: 
     return _policy_view(scope, scope_id, history)
 
 
-async def _project_exists(conn: asyncpg.Connection, project_id: str, milestone_id: str | None = None) -> None:
-    ctx = await deliveries.project_context(conn, project_id, milestone_id or "")
-    if ctx is None or (milestone_id is not None and not await conn.fetchval(
-            "SELECT true FROM milestones WHERE project_id = $1 AND id = $2", project_id, milestone_id)):
-        raise not_found(f"project {project_id}" + (f" milestone {milestone_id}" if milestone_id else ""))
+async def _project_exists(conn: asyncpg.Connection, actor: Actor, project_id: str, milestone_id: str | None = None,
+                          *, editing: bool = False) -> None:
+    """404 unless the project (and milestone) exists and the actor sees it; 403 when `editing` its
+    reminders is not theirs (domain/access.py)."""
+    header = await queries.project_header(conn, project_id)
+    if header is None:
+        raise not_found(f"project {project_id}")
+    if editing:
+        access.check_settings_edit(actor, header.departments, f"project {project_id}")
+    else:
+        access.check_visible(actor, header.departments, f"project {project_id}")
+    if milestone_id is not None and not await conn.fetchval(
+            "SELECT true FROM milestones WHERE project_id = $1 AND id = $2", project_id, milestone_id):
+        raise not_found(f"project {project_id} milestone {milestone_id}")
 
 
 @router.get("/reminder-policies/default", response_model=ReminderPolicy)
@@ -201,7 +213,7 @@ async def remove_organization_policy(organization_id: Identifier, services: Serv
 @router.get("/projects/{project_id}/reminder-policy", response_model=PolicyView)
 async def project_policy(project_id: Identifier, services: ServicesDep, actor: ActorDep) -> PolicyView:
     async with services.pool.acquire() as conn:
-        await _project_exists(conn, project_id)
+        await _project_exists(conn, actor, project_id)
         history = await policy_versions(conn, PolicyScope.project, project_id)
     return _policy_view(PolicyScope.project, project_id, history)
 
@@ -210,7 +222,7 @@ async def project_policy(project_id: Identifier, services: ServicesDep, actor: A
 async def set_project_policy(project_id: Identifier, body: PolicyIn, services: ServicesDep, actor: ActorDep,
                              request_id: RequestIdDep) -> PolicyView:
     async with services.pool.acquire() as conn:
-        await _project_exists(conn, project_id)
+        await _project_exists(conn, actor, project_id, editing=True)
     return await _set_policy(services, actor, request_id, PolicyScope.project, project_id, body, [project_id])
 
 
@@ -218,7 +230,7 @@ async def set_project_policy(project_id: Identifier, body: PolicyIn, services: S
 async def remove_project_policy(project_id: Identifier, services: ServicesDep, actor: ActorDep,
                                 request_id: RequestIdDep) -> PolicyView:
     async with services.pool.acquire() as conn:
-        await _project_exists(conn, project_id)
+        await _project_exists(conn, actor, project_id, editing=True)
     return await _set_policy(services, actor, request_id, PolicyScope.project, project_id, None, [project_id])
 
 
@@ -227,7 +239,7 @@ async def milestone_policy(project_id: Identifier, milestone_id: Identifier, ser
                            actor: ActorDep) -> PolicyView:
     scope_id = milestone_scope_id(project_id, milestone_id)
     async with services.pool.acquire() as conn:
-        await _project_exists(conn, project_id, milestone_id)
+        await _project_exists(conn, actor, project_id, milestone_id)
         history = await policy_versions(conn, PolicyScope.milestone, scope_id)
     return _policy_view(PolicyScope.milestone, scope_id, history)
 
@@ -237,7 +249,7 @@ async def set_milestone_policy(project_id: Identifier, milestone_id: Identifier,
                                services: ServicesDep, actor: ActorDep, request_id: RequestIdDep) -> PolicyView:
     """Overrides the project's and the organization's policy for this one milestone."""
     async with services.pool.acquire() as conn:
-        await _project_exists(conn, project_id, milestone_id)
+        await _project_exists(conn, actor, project_id, milestone_id, editing=True)
     return await _set_policy(services, actor, request_id, PolicyScope.milestone,
                              milestone_scope_id(project_id, milestone_id), body, [project_id])
 
@@ -246,7 +258,7 @@ async def set_milestone_policy(project_id: Identifier, milestone_id: Identifier,
 async def remove_milestone_policy(project_id: Identifier, milestone_id: Identifier, services: ServicesDep,
                                   actor: ActorDep, request_id: RequestIdDep) -> PolicyView:
     async with services.pool.acquire() as conn:
-        await _project_exists(conn, project_id, milestone_id)
+        await _project_exists(conn, actor, project_id, milestone_id, editing=True)
     return await _set_policy(services, actor, request_id, PolicyScope.milestone,
                              milestone_scope_id(project_id, milestone_id), None, [project_id])
 

@@ -22,6 +22,7 @@ from api.services import ActorDep, RequestIdDep, ServicesDep, new_id
 from channels.webhook import UnsafeUrl, check_url
 from db import webhooks
 from db.audit_chain import append
+from domain import access
 from domain.types import Identifier, Name
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -64,6 +65,7 @@ async def create_webhook(body: WebhookIn, response: Response, services: Services
                          request_id: RequestIdDep) -> dict:
     """Register a webhook; the answer holds its signing secret, which is never shown again."""
     response.headers["Cache-Control"] = "no-store"  # a credential: no proxy or browser cache keeps it
+    access.check_department_manager(actor, body.department)
     await _checked_url(body.url, services.allow_private_webhooks)
     webhook_id = new_id(request_id, "webhook")
     secret = secrets.token_urlsafe(32)
@@ -99,6 +101,7 @@ async def revoke_webhook(webhook_id: Identifier, services: ServicesDep, actor: A
         current = await webhooks.webhook(conn, webhook_id, lock=True)
         if current is None:
             raise not_found(f"webhook {webhook_id}")
+        access.check_department_manager(actor, current["department"])
         if current["revoked_at"] is not None:
             return dict(current)
         row = await webhooks.revoke(conn, webhook_id)
