@@ -146,6 +146,13 @@ async def cooperation(conn: asyncpg.Connection, cooperation_id: str, today: date
     )
 
 
+async def limit_view(conn: asyncpg.Connection, departments: list[str] | None) -> None:
+    """Row-level security for the rest of this transaction (migration 005): only these departments'
+    rows are visible to SELECT (None: every department). A third line behind the SQL filters."""
+    await conn.execute("SELECT set_config('accord.view', $1, true)",
+                       "*" if departments is None else "\n".join(departments))
+
+
 @dataclass(frozen=True)
 class Header:
     """What access checks and write answers need to know of a record: its state and departments."""

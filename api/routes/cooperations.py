@@ -108,7 +108,8 @@ async def list_cooperations(
     filters = queries.CooperationFilter(stage.value if stage else None, partner_organization_id, liaison_officer,
                                         overdue, q, access.visible_departments(actor))
     try:
-        async with services.pool.acquire() as conn:
+        async with services.pool.acquire() as conn, conn.transaction():
+            await queries.limit_view(conn, filters.departments)
             rows, next_cursor = await queries.list_cooperations(conn, filters, office_today(), limit, cursor)
     except queries.BadCursor as error:
         raise field_error(["query", "cursor"], str(error)) from None
@@ -123,7 +124,8 @@ async def get_cooperation(cooperation_id: Identifier, services: ServicesDep, act
     Its `ETag` is the version to send as `If-Match` with a write on the cooperation.
     """
     today = office_today()
-    async with services.pool.acquire() as conn:
+    async with services.pool.acquire() as conn, conn.transaction():
+        await queries.limit_view(conn, access.visible_departments(actor))
         row = await queries.cooperation(conn, cooperation_id, today)
         if row is None:
             raise not_found(f"cooperation {cooperation_id}")

@@ -42,18 +42,20 @@ router = APIRouter(prefix="/projects", tags=["projects"])
 @router.get("", response_model=list[ProjectView])
 async def list_projects(services: ServicesDep, actor: ActorDep, cooperation_id: Identifier | None = None,
                         status: ProjectStatus | None = None) -> list[dict]:
-    async with services.pool.acquire() as conn:
+    departments = access.visible_departments(actor)
+    async with services.pool.acquire() as conn, conn.transaction():
+        await queries.limit_view(conn, departments)
         return await queries.projects(conn, office_today(), cooperation_id=cooperation_id,
-                                      status=status.value if status else None,
-                                      departments=access.visible_departments(actor))
+                                      status=status.value if status else None, departments=departments)
 
 
 @router.get("/{project_id}", response_model=ProjectView)
 async def get_project(project_id: Identifier, services: ServicesDep, actor: ActorDep, response: Response) -> dict:
     """One project; its `ETag` is the version to send as `If-Match` with a write."""
-    async with services.pool.acquire() as conn:
-        found = await queries.projects(conn, office_today(), project_id=project_id,
-                                       departments=access.visible_departments(actor))
+    departments = access.visible_departments(actor)
+    async with services.pool.acquire() as conn, conn.transaction():
+        await queries.limit_view(conn, departments)
+        found = await queries.projects(conn, office_today(), project_id=project_id, departments=departments)
     if not found:  # missing or another department's: the same answer
         raise not_found(f"project {project_id}")
     tag(response, found[0]["version"])
