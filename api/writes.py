@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from api.concurrency import Precondition
@@ -21,10 +21,7 @@ from domain import access
 from domain.audit import Actor
 from domain.cooperation import CLOSED_STAGES, CooperationCommand, CooperationState
 from domain.project import CLOSED_STATUSES, ProjectCommand, ProjectState
-from domain.records import CooperationAction, ProjectAction, cooperation_workflow_id, project_workflow_id
 from runtime.lifecycle import act_on_cooperation, act_on_project
-from workflows.cooperation import CooperationWorkflow
-from workflows.project import ProjectWorkflow
 
 T = TypeVar("T")
 
@@ -36,19 +33,11 @@ async def cooperation_action(
     async with services.pool.acquire() as conn:
         header = await queries.cooperation_header(conn, cooperation_id)
     if header is not None:
-        step = getattr(command, "step", None)
-        access.check_cooperation_command(actor, command.kind, header.departments[0], step=step,
-                                         what=f"cooperation {cooperation_id}")
-    expected = precondition.expected_seq if precondition is not None else None
-    if expected is None:
-        update = act_on_cooperation(services.client, cooperation_id, actor, command, request_id)
-    else:
-        action = CooperationAction(request_id=request_id, actor=actor, command=command, expected_seq=expected)
-        update = _act_expecting(services.client, CooperationWorkflow, cooperation_workflow_id(cooperation_id), action)
-    state = await _send("cooperation", cooperation_id, header, CLOSED_STAGES, update)
-    if precondition is not None:
-        precondition.answered(state.seq)
-    return state
+        access.check_cooperation_command(actor, command.kind, header.departments[0],
+                                         step=getattr(command, "step", None), what=f"cooperation {cooperation_id}")
+    update = act_on_cooperation(services.client, cooperation_id, actor, command, request_id,
+                                expected_seq=precondition.expected_seq if precondition else None)
+    return await _answer("cooperation", cooperation_id, header, CLOSED_STAGES, update, precondition)
 
 
 async def project_action(
@@ -59,23 +48,18 @@ async def project_action(
         header = await queries.project_header(conn, project_id)
     if header is not None:
         access.check_project_command(actor, command.kind, header.departments, what=f"project {project_id}")
-    expected = precondition.expected_seq if precondition is not None else None
-    if expected is None:
-        update = act_on_project(services.client, project_id, actor, command, request_id)
-    else:
-        action = ProjectAction(request_id=request_id, actor=actor, command=command, expected_seq=expected)
-        update = _act_expecting(services.client, ProjectWorkflow, project_workflow_id(project_id), action)
-    state = await _send("project", project_id, header, CLOSED_STATUSES, update)
+    update = act_on_project(services.client, project_id, actor, command, request_id,
+                            expected_seq=precondition.expected_seq if precondition else None)
+    return await _answer("project", project_id, header, CLOSED_STATUSES, update, precondition)
+
+
+async def _answer(what: str, record_id: str, known: queries.Header | None, closed: set,
+                  update: Coroutine[Any, Any, T], precondition: Precondition | None) -> T:
+    """Send the Update and hand the new version to the answer's ETag."""
+    state = await _send(what, record_id, known, closed, update)
     if precondition is not None:
-        precondition.answered(state.seq)
+        precondition.answered(state.seq)  # type: ignore[attr-defined]  (T is a state with a seq)
     return state
-
-
-async def _act_expecting(client: Client, workflow: type[CooperationWorkflow] | type[ProjectWorkflow],
-                         workflow_id: str, action: CooperationAction | ProjectAction) -> Any:
-    """The `act` Update as runtime.lifecycle sends it, with the client's version attached."""
-    handle = client.get_workflow_handle(workflow_id)
-    return await handle.execute_update(workflow.act, action, id=action.request_id)
 
 
 async def _send(what: str, record_id: str, known: queries.Header | None, closed: set,

@@ -57,16 +57,19 @@ async def create_cooperation(
 
 
 async def act_on_cooperation(
-    client: Client, cooperation_id: str, actor: Actor, command: CooperationCommand, request_id: str
+    client: Client, cooperation_id: str, actor: Actor, command: CooperationCommand, request_id: str,
+    expected_seq: int | None = None,
 ) -> CooperationState:
+    """`expected_seq`: the version the actor saw (If-Match); the workflow refuses the action if it moved on."""
     handle = client.get_workflow_handle_for(CooperationWorkflow.run, cooperation_workflow_id(cooperation_id))
-    action = CooperationAction(request_id=request_id, actor=actor, command=command)
+    action = CooperationAction(request_id=request_id, actor=actor, command=command, expected_seq=expected_seq)
     return await handle.execute_update(CooperationWorkflow.act, action, id=request_id)
 
 
 async def act_on_project(
-    client: Client, project_id: str, actor: Actor, command: ProjectCommand, request_id: str
+    client: Client, project_id: str, actor: Actor, command: ProjectCommand, request_id: str,
+    expected_seq: int | None = None,
 ) -> ProjectState:
     handle = client.get_workflow_handle_for(ProjectWorkflow.run, project_workflow_id(project_id))
-    action = ProjectAction(request_id=request_id, actor=actor, command=command)
+    action = ProjectAction(request_id=request_id, actor=actor, command=command, expected_seq=expected_seq)
     return await handle.execute_update(ProjectWorkflow.act, action, id=request_id)
