@@ -95,21 +95,27 @@ _MILESTONES = f"""
            p.responsible_department, p.responsible_officer
     FROM milestones m JOIN projects p ON p.id = m.project_id
     WHERE {_OPEN} AND ({{who}})
+      AND ($2::text[] IS NULL OR p.responsible_department = ANY($2)
+           OR EXISTS (SELECT 1 FROM cooperations c WHERE c.id = p.cooperation_id AND c.department = ANY($2)))
     ORDER BY m.due_date, p.id, m.position
 """
 
 
-async def milestones_for_person(conn: asyncpg.Connection, names: list[str]) -> list[FeedMilestone]:
-    """Open milestones of projects this person is responsible for, or that this person owns.
+async def milestones_for_person(conn: asyncpg.Connection, names: list[str],
+                                departments: list[str] | None) -> list[FeedMilestone]:
+    """Open milestones of projects this person is responsible for, or that this person owns, among
+    the departments they see (None: all).
 
-    The read model names people as free text (display name or username), so both are matched.
+    The read model names people as free text (display name or username), so both are matched; the
+    department filter keeps a namesake's milestones in another department out.
     """
     rows = await conn.fetch(
         _MILESTONES.format(who="p.responsible_officer = ANY($1::text[]) OR m.owner = ANY($1::text[])"), names,
+        departments,
     )
     return [FeedMilestone(**dict(r)) for r in rows]
 
 
 async def milestones_for_department(conn: asyncpg.Connection, department: str) -> list[FeedMilestone]:
-    rows = await conn.fetch(_MILESTONES.format(who="p.responsible_department = $1"), department)
+    rows = await conn.fetch(_MILESTONES.format(who="p.responsible_department = $1"), department, None)
     return [FeedMilestone(**dict(r)) for r in rows]

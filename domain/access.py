@@ -171,10 +171,18 @@ def check_settings_edit(actor: Actor, departments: Iterable[str | None] = (), wh
     raise Forbidden("only the project's liaison officer or a leader over it may change its reminders")
 
 
-def check_department_manager(actor: Actor, department: str) -> None:
-    """Department-wide settings (chat-robot webhooks): an admin, or a leader over the department."""
+def has_admin(actor: Actor) -> bool:
+    return ADMIN in roles_of(actor)
+
+
+def manages_department(actor: Actor, department: str) -> bool:
+    """Department-wide settings (chat-robot webhooks) are an admin's, or a leader's over the department."""
     roles = roles_of(actor)
-    if ADMIN in roles or (LEADER in roles and department in reach_of(actor)):
+    return ADMIN in roles or (LEADER in roles and department in reach_of(actor))
+
+
+def check_department_manager(actor: Actor, department: str) -> None:
+    if manages_department(actor, department):
         return
     raise Forbidden(f"only an admin or a leader over {department} may change its notification settings")
 

@@ -104,6 +104,17 @@ async def leader(app, pool: asyncpg.Pool, cast: Cast) -> AsyncIterator[ApiUser]:
         yield user
 
 
+async def name_of(pool: asyncpg.Pool, user_id: str) -> str:
+    return await pool.fetchval("SELECT display_name FROM users WHERE id = $1", user_id)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def admin(app, pool: asyncpg.Pool) -> AsyncIterator[ApiUser]:
+    """Organization policies and the calendar are an admin's (domain/access.py)."""
+    async with as_user(app, pool, await make_user(pool, f"Admin {new_id()}", "admin")) as user:
+        yield user
+
+
 async def new_project(cast: Cast, *dues: date, coop: Coop | None = None, officer: str | None = None) -> str:
     """A project of the cast's department with milestones m1, m2, ... due on `dues` (no owners)."""
     milestones = [{"name": f"Milestone {i + 1}", "due_date": due.isoformat()} for i, due in enumerate(dues)]
@@ -458,7 +469,7 @@ async def test_bad_policies_are_422_and_change_nothing(api: ApiUser, project, po
     assert await policy_audit(pool, f"project:{pid}") == []
 
 
-async def test_organization_policy_needs_a_leader_and_applies_to_its_projects(api: ApiUser, leader: ApiUser,
+async def test_organization_policy_needs_an_admin_and_applies_to_its_projects(api: ApiUser, leader: ApiUser, admin: ApiUser,
                                                                               cast: Cast, pool) -> None:
     coop = await in_delivery(api.http)  # its own lead organization: nobody else's projects are touched
     org = coop.w.gov_id
@@ -469,14 +480,16 @@ async def test_organization_policy_needs_a_leader_and_applies_to_its_projects(ap
 
     assert (await api.http.put(path, json=body)).status_code == 403
     assert (await api.http.delete(path)).status_code == 403
+    # A leader neither: it would change other departments' reminders.
+    assert (await leader.http.put(path, json=body)).status_code == 403
     assert await pool.fetchval("SELECT count(*) FROM reminder_policies WHERE scope_id = $1", org) == 0
     assert ok(await api.http.get(path))["inherits"] is True
 
-    view = ok(await leader.http.put(path, json=body))
+    view = ok(await admin.http.put(path, json=body))
     assert (view["scope"], view["scope_id"], view["inherits"]) == ("organization", org, False)
     assert (view["effective"]["policy_id"], view["effective"]["version"]) == (f"organization:{org}", 1)
     assert view["effective"]["name"] == "County office rules"
-    assert view["history"][0]["created_by"] == cast.leader.display_name
+    assert view["history"][0]["created_by"] == await name_of(pool, admin.user_id)
     assert ok(await api.http.get(path)) == view
 
     organization_plan = plan("m1", ("before_3", "before", due - timedelta(days=3), "liaison_officer"),
@@ -497,29 +510,29 @@ async def test_organization_policy_needs_a_leader_and_applies_to_its_projects(ap
     # Other organizations' projects keep the default.
     assert policies(await notices_of(api, await new_project(cast, due))) == {("default", 1)}
 
-    removed = ok(await leader.http.delete(path))
+    removed = ok(await admin.http.delete(path))
     assert (removed["inherits"], [v["version"] for v in removed["history"]]) == (True, [2, 1])
     notices = await notices_of(api, pid)
     assert schedule(notices) == default_plan("m1", due)
     assert policies(notices) == {("default", 1)}
 
     ghost = new_id("ghost-")
-    assert (await leader.http.put(f"/organizations/{ghost}/reminder-policy", json=body)).status_code == 404
-    assert (await leader.http.delete(f"/organizations/{ghost}/reminder-policy")).status_code == 404
+    assert (await admin.http.put(f"/organizations/{ghost}/reminder-policy", json=body)).status_code == 404
+    assert (await admin.http.delete(f"/organizations/{ghost}/reminder-policy")).status_code == 404
     assert (await api.http.get(f"/organizations/{ghost}/reminder-policy")).status_code == 404
 
     audit = await policy_audit(pool, f"organization:{org}")
     assert [(e["action"], e["after"]["version"]) for e in audit] == [
         ("reminder_policy.set", 1), ("reminder_policy.removed", 2)]
     assert {(e["project_id"], e["actor_id"], e["actor_role"]) for e in audit} == {
-        (None, cast.leader.id, "leader")}
+        (None, admin.user_id, "admin")}
     refused = await pool.fetchval(
         "SELECT count(*) FROM audit_events WHERE entity_id = $1 AND outcome = 'refused' AND actor_id = $2",
         org, api.user_id)
     assert refused == 2  # the liaison officer's PUT and DELETE
 
 
-async def test_an_organization_policy_reaches_the_workflows_of_planned_projects(api: ApiUser, leader: ApiUser,
+async def test_an_organization_policy_reaches_the_workflows_of_planned_projects(api: ApiUser, leader: ApiUser, admin: ApiUser,
                                                                                 cast: Cast) -> None:
     """The organization's PUT signals every open project of the organization, planned ones included
     (a project stays planned until its first milestone is done, and is reminded meanwhile)."""
@@ -527,7 +540,7 @@ async def test_an_organization_policy_reaches_the_workflows_of_planned_projects(
     org = coop.w.gov_id
     pid = await new_project(cast, today() + timedelta(days=60), coop=coop)
     assert ok(await api.http.get(f"/projects/{pid}"))["status"] == "planned"
-    ok(await leader.http.put(f"/organizations/{org}/reminder-policy",
+    ok(await admin.http.put(f"/organizations/{org}/reminder-policy",
                              json={"before_working_days": [60, 7], "escalation": []}))
 
     async def sent() -> list[dict[str, Any]]:
@@ -558,7 +571,7 @@ async def put_back(pool: asyncpg.Pool, client: Client, original: WorkingCalendar
     await tell_projects(client, targets)
 
 
-async def test_calendar_year_preview_and_change(api: ApiUser, leader: ApiUser, cast: Cast, pool,
+async def test_calendar_year_preview_and_change(api: ApiUser, leader: ApiUser, admin: ApiUser, cast: Cast, pool,
                                                 client: Client) -> None:
     pid = await new_project(cast, CALENDAR_DUE)
     ok(await api.http.put(f"/projects/{pid}/reminder-policy",
@@ -602,13 +615,13 @@ async def test_calendar_year_preview_and_change(api: ApiUser, leader: ApiUser, c
                     {**body, "holidays": [WORKDAY.isoformat()]},  # both a holiday and a working day
                     {**body, "expected_version": 0},
                     {**body, "unknown": True}):
-            answer = await leader.http.put(f"/calendar/years/{YEAR}", json=bad)
+            answer = await admin.http.put(f"/calendar/years/{YEAR}", json=bad)
             assert answer.status_code == 422, answer.text
-            preview_answer = await leader.http.post(f"/calendar/years/{YEAR}/preview", json=bad)
+            preview_answer = await admin.http.post(f"/calendar/years/{YEAR}/preview", json=bad)
             assert preview_answer.status_code == 422, preview_answer.text
         assert await calendar_version(api) == start
 
-        applied = ok(await leader.http.put(f"/calendar/years/{YEAR}", json=body))
+        applied = ok(await admin.http.put(f"/calendar/years/{YEAR}", json=body))
         assert (applied["current_version"], applied["new_version"]) == (start + 1, start + 1)
         assert [m for m in applied["moves"] if m["project_id"] == pid] == mine
 
@@ -616,7 +629,7 @@ async def test_calendar_year_preview_and_change(api: ApiUser, leader: ApiUser, c
         assert calendar["version"] == start + 1
         newest = calendar["versions"][0]
         assert (newest["version"], newest["note"], newest["created_by"]) == (
-            start + 1, "Dragon Boat Festival 2030 (test data)", cast.leader.display_name)
+            start + 1, "Dragon Boat Festival 2030 (test data)", await name_of(pool, admin.user_id))
         year_now = ok(await api.http.get(f"/calendar/years/{YEAR}"))
         assert (year_now["version"], year_now["holidays"], year_now["workdays"]) == (
             start + 1, [d.isoformat() for d in HOLIDAYS], [WORKDAY.isoformat()])
@@ -627,16 +640,16 @@ async def test_calendar_year_preview_and_change(api: ApiUser, leader: ApiUser, c
         assert {(n["calendar_name"], n["calendar_version"]) for n in after} == {(ALWAYS_OPEN, start + 1)}
 
         # Someone else's preview was made against the old version.
-        stale = await leader.http.put(f"/calendar/years/{YEAR}", json=body)
+        stale = await admin.http.put(f"/calendar/years/{YEAR}", json=body)
         assert stale.status_code == 409, stale.text
-        assert (await leader.http.post(f"/calendar/years/{YEAR}/preview", json=body)).status_code == 409
+        assert (await admin.http.post(f"/calendar/years/{YEAR}/preview", json=body)).status_code == 409
         assert await calendar_version(api) == start + 1
 
         events = await pool.fetch("SELECT actor_id, entity_id, after, comment FROM audit_events "
                                   "WHERE action = 'calendar.year_set' AND entity_id = $1",
                                   f"{ALWAYS_OPEN} v{start + 1}")
         assert len(events) == 1
-        assert events[0]["actor_id"] == cast.leader.id
+        assert events[0]["actor_id"] == admin.user_id
         assert events[0]["after"]["year"] == YEAR
         assert events[0]["after"]["holidays"] == [d.isoformat() for d in HOLIDAYS]
         assert events[0]["after"]["moved_notices"] == len(applied["moves"])

@@ -16,13 +16,15 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request, Response, status
 
 from api.audit_log import event_for, with_origin
+from api.auth import actor_for
 from api.errors import conflict, not_found
-from api.notice_schemas import CalendarFeed, CalendarFeedCreated, CalendarFeedIn
 from api.idempotency import WITHHOLD_REPLAY
+from api.notice_schemas import CalendarFeed, CalendarFeedCreated, CalendarFeedIn
 from api.services import ActorDep, RequestIdDep, Services, ServicesDep, new_id
 from channels.ics import calendar_bytes, milestone_event
 from db import feeds
 from db.audit_chain import append
+from db.users import user_by_id
 from domain import access
 from domain.audit import Actor
 from domain.types import Identifier
@@ -98,12 +100,20 @@ async def fetch_feed(secret: str, request: Request, services: ServicesDep) -> Re
         feed = await feeds.by_secret(conn, secret)
         if feed is None:
             raise not_found("calendar feed")  # the same answer for unknown and revoked
+        # The owner's rights of today, not of the day the feed was made: a user who moved or
+        # lost a role no longer receives what they may not see.
+        owner = await user_by_id(conn, feed["owner_id"])
+        if owner is None:
+            raise not_found("calendar feed")
+        view = access.visible_departments(actor_for(owner, "feed_secret", request))
         if feed["department"] is not None:
+            if view is not None and feed["department"] not in view:
+                raise not_found("calendar feed")
             milestones = await feeds.milestones_for_department(conn, feed["department"])
             name = f"Accord · {feed['department']}"
         else:
             names = sorted({feed["display_name"], feed["username"]})
-            milestones = await feeds.milestones_for_person(conn, names)
+            milestones = await feeds.milestones_for_person(conn, names, view)
             name = f"Accord · {feed['display_name']}"
         async with conn.transaction():
             await append(conn, event_for(

@@ -48,8 +48,8 @@ router = APIRouter(tags=["reminders"])
 
 Year = Annotated[int, Path(ge=2000, le=2100, description="A calendar year")]
 
-SETTINGS_EDITORS = {"admin", "leader"}
-"""Who may change the calendar and organization-wide policies (issue 5 brings finer roles)."""
+SETTINGS_EDITORS = {"admin"}
+"""Who may change the calendar and organization-wide policies."""
 
 
 def _require(actor: Actor, roles: set[str], what: str) -> None:
@@ -305,13 +305,25 @@ def _with_year(current: WorkingCalendar, year: int, body: CalendarYearIn) -> Wor
 async def preview_calendar_year(year: Year, body: CalendarYearIn, services: ServicesDep,
                                 actor: ActorDep) -> CalendarYearPreview:
     """Which open notices would move (or appear, or disappear) if this year's data were applied.
-    Nothing is changed."""
+    Nothing is changed. An admin (who applies it) sees every move, by project and milestone id;
+    anyone else the moves of the projects they see."""
     async with services.pool.acquire() as conn:
         current = await current_calendar(conn, services.calendar_name)
         proposed = _with_year(current, year, body)
         moves = await schedule.calendar_moves(conn, current, proposed, _now(), services.reminder_hour,
                                               services.reminder_until_hour)
+        if not access.has_admin(actor):
+            moves = await _visible_moves(conn, actor, moves)
     return CalendarYearPreview(current_version=current.version, new_version=proposed.version, moves=moves)
+
+
+async def _visible_moves(conn: asyncpg.Connection, actor: Actor, moves: list) -> list:
+    view = access.view_of(actor)
+    seen: dict[str, bool] = {}
+    for project_id in {m.project_id for m in moves}:
+        header = await queries.project_header(conn, project_id)
+        seen[project_id] = header is not None and view.sees(header.departments)
+    return [m for m in moves if seen[m.project_id]]
 
 
 @router.put("/calendar/years/{year}", response_model=CalendarYearPreview)

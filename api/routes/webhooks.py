@@ -13,7 +13,7 @@ import secrets
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from api.audit_log import event_for
 from api.errors import ApiError, field_error, not_found
@@ -88,9 +88,13 @@ async def create_webhook(body: WebhookIn, response: Response, services: Services
 async def list_webhooks(services: ServicesDep, actor: ActorDep,
                         department: Annotated[Name | None, Query(description="Only this department's")] = None,
                         ) -> list[dict]:
-    """Active webhooks, without secrets."""
+    """Active webhooks, without secrets: an admin sees all, a leader those of their departments.
+    (A robot's URL often carries its own access key.)"""
+    if not access.roles_of(actor) & {access.ADMIN, access.LEADER}:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="only an admin or a leader may list webhooks")
     async with services.pool.acquire() as conn:
-        return [dict(r) for r in await webhooks.active(conn, department)]
+        rows = [dict(r) for r in await webhooks.active(conn, department)]
+    return [r for r in rows if access.manages_department(actor, r["department"])]
 
 
 @router.delete("/{webhook_id}", response_model=Webhook)
@@ -101,6 +105,8 @@ async def revoke_webhook(webhook_id: Identifier, services: ServicesDep, actor: A
         current = await webhooks.webhook(conn, webhook_id, lock=True)
         if current is None:
             raise not_found(f"webhook {webhook_id}")
+        if not access.view_of(actor).sees([current["department"]]) and not access.has_admin(actor):
+            raise not_found(f"webhook {webhook_id}")  # another department's: as if it did not exist
         access.check_department_manager(actor, current["department"])
         if current["revoked_at"] is not None:
             return dict(current)
