@@ -30,7 +30,6 @@ from domain.records import DELIVER_NOTICE, LOAD_REMINDER_SETUP, REPORT_FAILED_DE
 from domain.reminders import Dispatch, FailedDispatch, RecipientRole, ReminderSetup, SetupRequest
 
 
-
 @dataclass(frozen=True)
 class ReminderConfig:
     """What the worker knows about reminders, from settings."""

@@ -11,9 +11,8 @@ from api import errors
 from api.audit_log import AttemptAuditMiddleware
 from api.hardening import RequestLimitsMiddleware, add_security_headers
 from api.idempotency import IdempotencyMiddleware
-from api.routes import admin, audit, cooperations, feeds, inbox, organizations, projects, reminders, webhooks
+from api.routes import admin, audit, cooperations, feeds, inbox, organizations, projects, reminders, tokens, webhooks
 from api.routes import auth as sign_in
-from api.routes import tokens
 from api.services import ActorDep, Services
 from domain.audit import Actor
 

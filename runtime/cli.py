@@ -329,9 +329,8 @@ def cmd_user_set_password(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from runtime.demo import run_demo
-
     from runtime.connections import require
+    from runtime.demo import run_demo
 
     settings = get_settings()
     database_url = args.database_url or require(settings)[0]

@@ -7,11 +7,11 @@ works on its own fresh ids, so tests never see each other's records.
 from __future__ import annotations
 
 import shutil
-from contextlib import asynccontextmanager
 import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path

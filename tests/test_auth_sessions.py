@@ -9,9 +9,9 @@ from datetime import timedelta
 import asyncpg
 
 from api.auth import AuthConfig
+from db.users import issue_token
 from tests.conftest import new_id
 from tests.test_api_support import key
-from db.users import issue_token
 from tests.test_auth_support import (
     PASSWORD,
     FakeClock,

@@ -11,7 +11,17 @@ from typing import Annotated
 import asyncpg
 from fastapi import APIRouter, HTTPException, Query, status
 
-from api.admin_schemas import Department, DepartmentIn, DepartmentMove, Disabled, Role, RolesIn, User, UserChange, UserIn
+from api.admin_schemas import (
+    Department,
+    DepartmentIn,
+    DepartmentMove,
+    Disabled,
+    Role,
+    RolesIn,
+    User,
+    UserChange,
+    UserIn,
+)
 from api.audit_log import event_for
 from api.errors import conflict, field_error, not_found
 from api.services import ActorDep, RequestIdDep, ServicesDep
