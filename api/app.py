@@ -75,19 +75,10 @@ def create_app(services: Services | None = None) -> FastAPI:
         return {"status": "ok"}
 
     v1 = APIRouter(prefix="/api/v1")
-    v1.include_router(organizations.router)
-    v1.include_router(cooperations.router)
-    v1.include_router(projects.router)
-    v1.include_router(audit.router)
-    v1.include_router(audit.as_of_router)
-    v1.include_router(reminders.router)
-    v1.include_router(admin.router)
-    v1.include_router(inbox.router)
-    v1.include_router(webhooks.router)
-    v1.include_router(feeds.router)
-    v1.include_router(feeds.public_router)
-    v1.include_router(sign_in.router)
-    v1.include_router(tokens.router)
+    for router in (organizations.router, cooperations.router, projects.router, audit.router, audit.as_of_router,
+                   reminders.router, admin.router, inbox.router, webhooks.router, feeds.router,
+                   feeds.public_router, sign_in.router, tokens.router):
+        v1.include_router(router)
 
     @v1.get("/me", tags=["operations"], response_model=Actor)
     async def me(actor: ActorDep) -> Actor:
