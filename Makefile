@@ -33,3 +33,10 @@ clean:
 bench: $(STAMP)
 	$(BIN)/python -m bench.audit --events $(or $(ACCORD_BENCH_EVENTS),10000000) $(if $(ACCORD_BENCH_KEEP),--keep $(ACCORD_BENCH_KEEP))
 	$(BIN)/python -m bench.reminders $(if $(ACCORD_BENCH_COOPERATIONS),--cooperations $(ACCORD_BENCH_COOPERATIONS)) $(if $(ACCORD_BENCH_PROJECTS),--projects $(ACCORD_BENCH_PROJECTS)) $(if $(ACCORD_BENCH_MILESTONES),--milestones $(ACCORD_BENCH_MILESTONES))
+
+# The API fuzzer at length (tests/test_api_fuzz.py): Schemathesis with ACCORD_FUZZ_EXAMPLES examples
+# per operation and generation mode (100 unless set) and the whole hostile corpus on every operation;
+# `make test` runs it bounded (3 examples, a sample of the corpus).
+.PHONY: fuzz
+fuzz: $(STAMP)
+	ACCORD_FUZZ_EXAMPLES=$(or $(ACCORD_FUZZ_EXAMPLES),100) $(BIN)/pytest -q -p no:cacheprovider tests/test_api_fuzz.py

@@ -27,8 +27,10 @@ _MAX_ERROR = 2000
 
 
 def origin(headers: dict[str, str], client: tuple[str, int] | None) -> tuple[str | None, str | None]:
-    """Source IP and user agent. X-Forwarded-For is trusted only as uvicorn's proxy settings allow."""
-    return (client[0] if client else None), (headers.get("user-agent") or None)
+    """Source IP and user agent. X-Forwarded-For is trusted only as uvicorn's proxy settings allow.
+    A NUL in the User-Agent is kept as a visible mark (`_text`): PostgreSQL text cannot hold it."""
+    agent = headers.get("user-agent")
+    return (client[0] if client else None), (_text(agent) if agent else None)
 
 
 def with_origin(actor: Actor, request: Request) -> Actor:
@@ -102,8 +104,10 @@ class AttemptAuditMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         ip, agent = origin(headers, scope.get("client"))
         route = scope.get("route")
-        endpoint = _text(f"{scope['method']} {getattr(route, 'path', scope['path'])}")
-        params = {k: _text(str(v)) for k, v in (scope.get("path_params") or {}).items()}
+        # What the client sent is bounded like the error: a refused megabyte-long URL must not
+        # become megabytes of append-only audit trail.
+        endpoint = _text(f"{scope['method']} {getattr(route, 'path', scope['path'])}")[:_MAX_ERROR]
+        params = {k: _text(str(v))[:_MAX_ERROR] for k, v in (scope.get("path_params") or {}).items()}
         entity_type, entity_id = _entity(params)
         pool = scope["app"].state.services.pool
         async with pool.acquire() as conn, conn.transaction():
@@ -114,7 +118,7 @@ class AttemptAuditMiddleware:
                 action="auth.rejected" if status == 401 else f"api:{endpoint}",
                 entity_type=entity_type, entity_id=entity_id,
                 cooperation_id=params.get("cooperation_id"), project_id=params.get("project_id"),
-                after={"method": scope["method"], "path": _text(scope["path"]), "status": status},
+                after={"method": scope["method"], "path": _text(scope["path"])[:_MAX_ERROR], "status": status},
                 outcome="failed" if status >= 500 else "refused",
                 error=_text(_detail(body))[:_MAX_ERROR],
             ))

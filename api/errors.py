@@ -87,7 +87,82 @@ async def _domain_error(request: Request, exc: DomainError) -> JSONResponse:
     return JSONResponse({"detail": exc.reason}, status_code=_STATUS_BY_KIND.get(exc.kind, 409))
 
 
+# ---------------------------------------------------------------- the error answers in /openapi.json
+
+ERROR_SCHEMA = {
+    "title": "Error",
+    "type": "object",
+    "required": ["detail"],
+    "properties": {"detail": {
+        "title": "Detail",
+        "description": "Why, as a sentence; or, for malformed input, one entry per field (`loc` names it).",
+        "anyOf": [{"type": "string"}, {"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}}],
+    }},
+}
+ERROR_ANSWERS = {
+    "400": "Malformed beyond its fields: an If-Match that is not an ETag, a Content-Length that is not a number, "
+           "or the wrong kind of credential for the action.",
+    "401": "No token or session, or a revoked, expired or unknown one; or a failed sign-in.",
+    "403": "The actor's roles or department do not allow this, or a cookie-authenticated write lacks its CSRF token.",
+    "404": "An unknown record, or one of a department the actor does not see.",
+    "409": "The record's state forbids the action (`detail` says why), or a request with this Idempotency-Key "
+           "is still in progress.",
+    "412": "If-Match names a version the record has moved on from; nothing was changed.",
+    "413": "The request body is larger than the limit (1 MiB by default); nothing was read.",
+    "422": "Malformed input, field by field (`detail[].loc`), a bad Idempotency-Key, or JSON nested too deep.",
+    "429": "Too many actions in flight on one record, or too many failed sign-ins; nothing was changed, retry "
+           "after Retry-After.",
+    "503": "Temporal or PostgreSQL unreachable, or the database refused the record; nothing was changed, retry.",
+}
+_BODY_METHODS = {"post", "put", "patch", "delete"}
+
+
+def error_statuses(method: str, path: str, operation: dict[str, Any]) -> set[str]:
+    """The error statuses an operation of /api/v1 can answer with (see ERROR_ANSWERS)."""
+    if not path.startswith("/api/v1/"):
+        return set()
+    statuses = {"503"}
+    if operation.get("security") or method != "get":  # all but the public calendar feed authenticate
+        statuses |= {"401", "403"}
+    parameters = {(p.get("in"), p.get("name", "").lower()) for p in operation.get("parameters", [])}
+    if any(where == "path" for where, _ in parameters):
+        statuses.add("404")
+    if method in _BODY_METHODS:
+        statuses |= {"400", "409", "413", "422", "429"}
+    if ("header", "if-match") in parameters:
+        statuses.add("412")
+    return statuses
+
+
+def document_error_answers(app: FastAPI) -> None:
+    """List in /openapi.json the error answers each operation can give, with their body: `{"detail": …}`.
+
+    FastAPI documents only the success answer and the 422 of its own validation; the rest
+    come from exception handlers and middlewares it cannot see.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        first = app.openapi_schema is None
+        document = build()
+        if first:
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            schemas.setdefault("Error", ERROR_SCHEMA)
+            for path, item in document.get("paths", {}).items():
+                for method, operation in item.items():
+                    answers = operation.setdefault("responses", {})
+                    for status in sorted(error_statuses(method, path, operation)):
+                        answers.setdefault(status, {
+                            "description": ERROR_ANSWERS[status],
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                        })
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
+    document_error_answers(app)
     app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
     app.add_exception_handler(DomainError, _domain_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]

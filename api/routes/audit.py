@@ -9,7 +9,7 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -95,8 +95,8 @@ def audit_filter(
     q: Annotated[Name | None, Query(description="free text: actor, action, record, comment, values")] = None,
 ) -> AuditFilter:
     for name, moment in (("since", since), ("until", until)):
-        if moment is not None and moment.tzinfo is None:
-            raise field_error(["query", name], "give a time zone, e.g. 2026-06-30T00:00:00+08:00")
+        if moment is not None:
+            _require_zone(moment, name)
     if since and until and until <= since:
         raise field_error(["query", "until"], "until must be after since")
     return AuditFilter(cooperation_id, project_id, entity_type, entity_id, actor_id, actor_department, action,
@@ -118,7 +118,8 @@ AuditorDep = Annotated[Actor, Depends(auditor)]
 @router.get("", response_model=AuditPage)
 async def search(request: Request, f: FilterDep, services: ServicesDep, actor: AuditorDep,
                  limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                 cursor: Annotated[int | None, Query(ge=1, description="next_cursor of the previous page")] = None,
+                 cursor: Annotated[int | None, Query(ge=1, le=2**63 - 1,  # a bigint seq
+                                                     description="next_cursor of the previous page")] = None,
                  ) -> dict:
     """Audit events, newest first, filtered; page on with `cursor`."""
     async with services.pool.acquire() as conn:
@@ -234,6 +235,12 @@ async def project_as_of(project_id: Identifier, at: datetime, services: Services
     return new_project(NewProject.model_validate(created["after"]["project"]))
 
 
-def _require_zone(at: datetime) -> None:
+def _require_zone(at: datetime, name: str = "at") -> None:
+    """An instant with a time zone, and one that exists in UTC (the database's clock): 0001-01-01T00:00+01:00
+    is 31 December of the year 0, which neither Python nor the database driver can send."""
     if at.tzinfo is None:
-        raise field_error(["query", "at"], "give a time zone, e.g. 2026-06-30T00:00:00+08:00")
+        raise field_error(["query", name], "give a time zone, e.g. 2026-06-30T00:00:00+08:00")
+    try:
+        at.astimezone(UTC)
+    except OverflowError:
+        raise field_error(["query", name], "out of range: give an instant between the years 1 and 9999 in UTC") from None
