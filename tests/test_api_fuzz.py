@@ -682,6 +682,21 @@ async def test_a_refused_megabyte_url_is_audited_at_a_bounded_size(app, pool, fu
     assert len(row["cooperation_id"]) <= 2000 and len(after["path"]) <= 2000
 
 
+async def test_the_json_lines_export_keeps_one_event_a_line(app, pool, fuzzer: Fuzzer) -> None:
+    """A search for text with U+2028, U+2029 or U+0085 in it is recorded in the trail; JSON leaves
+    those unescaped, and a reader splitting lines as Unicode does (str.splitlines) cut the event in
+    two. Once the fuzzer's searches broke test_audit_queries' export test that way."""
+    sweep = Sweep(app, pool, fuzzer, "JSON Lines")
+    text = hostile.query_value("line\u2028separator\u2029paragraph\x85next")
+    await sweep.send("search", "GET", f"/api/v1/audit?limit=1&q={text}", expect={200})
+    answer = await sweep.send("export", "GET", f"/api/v1/audit/export?format=jsonl&action=audit.searched"
+                              f"&actor_id={fuzzer.user_id}", expect={200})
+    sweep.report()
+    lines = answer.body.decode("utf-8").splitlines()
+    events = [json.loads(line) for line in lines]
+    assert any(e["after"].get("q") == "line\u2028separator\u2029paragraph\x85next" for e in events)
+
+
 SEARCHES = [  # (path, parameter, where the found records are in the answer)
     ("/api/v1/organizations", "q", None),
     ("/api/v1/cooperations", "q", "items"),

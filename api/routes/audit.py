@@ -171,10 +171,15 @@ def _cell(value: Any) -> Any:
     return value
 
 
+# Line breaks to Unicode (and to str.splitlines) that JSON leaves unescaped inside strings: escaped,
+# so that each line of the export is one event whichever way a reader splits lines.
+_LINE_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
+
+
 async def _json_lines(services: Any, f: AuditFilter) -> AsyncIterator[bytes]:
     chunk: list[str] = []
     async for row in _rows(services, f):
-        chunk.append(json.dumps(row, ensure_ascii=False, default=str))
+        chunk.append(json.dumps(row, ensure_ascii=False, default=str).translate(_LINE_BREAKS))
         if len(chunk) >= 500:
             yield ("\n".join(chunk) + "\n").encode()
             chunk = []
