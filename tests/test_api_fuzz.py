@@ -16,9 +16,14 @@
    half-way counts); every refusal is JSON with a `detail`; no answer header carries CR, LF
    or NUL; and a refused request changes nothing: after each one, the fuzzer's accepted
    audit events, the records of its department (count and versions), the registry, its
-   tokens, feeds and the reminder policies are as they were.
+   tokens, feeds and the reminder policies are as they were. `make test` sends every value
+   that must be refused everywhere, and shares the rest out (each string field, URL or
+   header gets one of them); a full run (ACCORD_FUZZ_EXAMPLES set) sends every one everywhere.
+3. What the fuzzer found, as plain regression tests.
 
-The fuzzer acts as a user of its own: a liaison officer and auditor of a department of its
+Requests go straight into the ASGI app on the session's event loop (tests/hostile.py says why
+Schemathesis's own ASGI transport cannot be used). The fuzzer acts as a user of its own: a
+liaison officer and auditor of a department of its
 own, so what its accepted writes create stays there and no other test sees it. It sends from
 an address of its own too, so its failed sign-ins do not throttle anyone else's.
 """
@@ -426,7 +431,8 @@ TEMPLATES: dict[str, Any] = {
     "PATCH /api/v1/cooperations/{cooperation_id}/agreements/{agreement_id}": {
         "title": "Fuzz agreement {uniq}", "review_steps": ["legal_review"], "parties": _PARTIES},
     "POST /api/v1/cooperations/{cooperation_id}/agreements/{agreement_id}/signatures": {
-        "organization_id": "{park}", "signed_on": "2024-06-15", "signatory_name": "Zhou", "signatory_title": "Director"},
+        "organization_id": "{park}", "signed_on": "2024-06-15", "signatory_name": "Zhou",
+        "signatory_title": "Director"},
     "POST /api/v1/cooperations/{cooperation_id}/projects": {
         "agreement_id": "{signed}", "title": "Fuzz project {uniq}", "site": "High-tech Zone",
         "committed_investment": "1000.00", "responsible_department": "{department}", "responsible_officer": "Li",
