@@ -71,11 +71,19 @@ async def _schedule(services: Services, conn: asyncpg.Connection, project_id: st
 
 
 async def _previews(conn: asyncpg.Connection, services: Services, notices: list[Notice]) -> list[NoticePreview]:
-    """Each notice with the people and channels it would reach today (resolved as delivery resolves them)."""
+    """Each notice with the people and channels it would reach today (resolved as delivery resolves them).
+
+    A milestone has many notices but few recipient roles: each (milestone, role) is resolved once.
+    """
     out = []
+    resolved: dict[tuple[str, str, str], list] = {}
     for notice in notices:
-        ctx = await deliveries.project_context(conn, notice.project_id, notice.milestone_id)
-        people = await deliveries.recipients(conn, ctx, notice.recipient, services.leadership_department) if ctx else []
+        key = (notice.project_id, notice.milestone_id, notice.recipient.value)
+        if key not in resolved:
+            ctx = await deliveries.project_context(conn, notice.project_id, notice.milestone_id)
+            resolved[key] = (await deliveries.recipients(conn, ctx, notice.recipient, services.leadership_department)
+                             if ctx else [])
+        people = resolved[key]
         out.append(NoticePreview(
             **notice.model_dump(),
             recipients=[Recipient(user_id=p.user_id, name=p.name,
