@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
+import web.app as web
 from api import errors
 from api.audit_log import AttemptAuditMiddleware
 from api.hardening import RequestLimitsMiddleware, add_security_headers
@@ -86,4 +87,5 @@ def create_app(services: Services | None = None) -> FastAPI:
         return actor
 
     app.include_router(v1)
+    web.install(app)  # the pages staff use; after errors.install, whose JSON answers it keeps for /api
     return app

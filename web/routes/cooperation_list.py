@@ -1,0 +1,7 @@
+"""Pages: the cooperation list."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,7 @@
+"""Pages: cooperations."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
