@@ -36,12 +36,12 @@ class PageClient:
 
     async def submit(self, page: httpx.Response | str, action: str, data: dict[str, str],
                      form_key: str | None = None) -> httpx.Response:
-        """Post a form of `page` to `action` as a browser would: its hidden csrf_token and form_key too."""
+        """Post a form of `page` to `action` as a browser would: with the form's hidden fields
+        (csrf_token, form_key, version…) under the fields given."""
         text = page if isinstance(page, str) else page.text
-        fields = {"csrf_token": hidden(text, "csrf_token")}
-        key = form_key or hidden_in_form(text, action, "form_key")
-        if key:
-            fields["form_key"] = key
+        fields = {"csrf_token": hidden(text, "csrf_token"), **hidden_fields(text, action)}
+        if form_key:
+            fields["form_key"] = form_key
         return await self.http.post(action, data={**fields, **data}, headers={"Origin": BASE})
 
 
@@ -51,14 +51,14 @@ def hidden(page: str, name: str) -> str:
     return unescape(found.group(1))
 
 
-def hidden_in_form(page: str, action: str, name: str) -> str | None:
-    """A hidden field of the form that posts to `action` (the first such form)."""
+def hidden_fields(page: str, action: str) -> dict[str, str]:
+    """The hidden fields of the (first) form of `page` that posts to `action`."""
     start = page.find(f'action="{action}"')
     if start < 0:
-        return None
+        return {}
     end = page.find("</form>", start)
-    found = re.search(rf'name="{name}" value="([^"]*)"', page[start:end])
-    return unescape(found.group(1)) if found else None
+    return {name: unescape(value) for name, value in
+            re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page[start:end])}
 
 
 async def new_staff(pool: asyncpg.Pool, roles: list[str], department: str | None,

@@ -44,9 +44,9 @@ def install(app: FastAPI) -> None:
 
 
 def _routers() -> list:
-    from web.routes import admin, audit, cooperation_list, cooperations, dashboard, inbox, projects
+    from web.routes import admin, agreements, audit, cooperation_list, cooperations, dashboard, inbox, projects
 
-    return [auth, dashboard, cooperation_list, cooperations, projects, inbox, audit, admin]
+    return [auth, dashboard, cooperation_list, cooperations, agreements, projects, inbox, audit, admin]
 
 
 def _language(request: Request) -> str:

@@ -39,9 +39,10 @@ class FormErrors(Exception):
     """What to show on the form: a message per field, and one for the whole form."""
 
     def __init__(self, fields: Mapping[str, str] | None = None, general: str | None = None,
-                 stale: bool = False) -> None:
+                 stale: bool = False, status: int = 422) -> None:
         super().__init__(general or "; ".join(f"{k}: {v}" for k, v in (fields or {}).items()))
         self.fields, self.general, self.stale = dict(fields or {}), general, stale
+        self.status = 412 if stale else status
 
 
 # ---------------------------------------------------------------- messages in the user's language
@@ -80,17 +81,20 @@ def field_name(loc: tuple[Any, ...] | list[Any]) -> str:
     return "-".join(parts) or "__all__"
 
 
-def validation_errors(error: ValidationError, _: Callable[..., str]) -> FormErrors:
+def validation_errors(error: ValidationError, _: Callable[..., str], prefix: str = "") -> FormErrors:
+    """Pydantic's errors, one per field; `prefix` names a row of a repeated group ("parties-1-")."""
     fields: dict[str, str] = {}
     for e in error.errors():
-        name = field_name(e["loc"])
-        template = VALIDATION_MESSAGES.get(e["type"])
+        name = prefix + field_name(e["loc"])
+        kind = "missing" if e.get("input", "") is None else e["type"]  # an empty field arrives as None
+        template = VALIDATION_MESSAGES.get(kind)
         context = {k: v for k, v in (e.get("ctx") or {}).items() if isinstance(v, (int, float, str))}
         try:
             fields.setdefault(name, _(template, **context) if template else e["msg"])
         except (KeyError, ValueError):
             fields.setdefault(name, _(template) if template else e["msg"])
-    return FormErrors(fields)
+    general = fields.pop(prefix + "__all__", None)  # a rule across fields (a model validator)
+    return FormErrors(fields, _("Please correct this: %(reason)s", reason=general) if general else None)
 
 
 def refusal(error: ApiError | DomainError, _: Callable[..., str]) -> FormErrors:
@@ -103,26 +107,24 @@ def refusal(error: ApiError | DomainError, _: Callable[..., str]) -> FormErrors:
             name = field_name(item.get("loc", []))
             fields.setdefault(name, item.get("msg", ""))
         general = fields.pop("__all__", None)
-        return FormErrors(fields, _("Please correct this: %(reason)s", reason=general) if general else None)
+        return FormErrors(fields, _("Please correct this: %(reason)s", reason=general) if general else None, status=422)
     if status == 412:
         return FormErrors(general=_("A colleague changed this record while you were editing. The page now shows "
                                     "the current values; check them and submit again."), stale=True)
     if status == 403:
-        return FormErrors(general=_("You may not do this: %(reason)s", reason=detail))
+        return FormErrors(general=_("You may not do this: %(reason)s", reason=detail), status=403)
     if status == 404:
-        return FormErrors(general=_("Not found: %(reason)s", reason=detail))
+        return FormErrors(general=_("Not found: %(reason)s", reason=detail), status=404)
     if status == 429:
-        return FormErrors(general=_("Too many actions at once on this record; nothing was changed. Try again."))
+        return FormErrors(general=_("Too many actions at once on this record; nothing was changed. Try again."),
+                          status=429)
     if status >= 500:
-        return FormErrors(general=_("The service is unavailable right now; nothing was changed. Try again."))
-    return FormErrors(general=_("This cannot be done now: %(reason)s", reason=detail))
+        return FormErrors(general=_("The service is unavailable right now; nothing was changed. Try again."),
+                          status=503)
+    return FormErrors(general=_("This cannot be done now: %(reason)s", reason=detail), status=status)
 
 
 # ---------------------------------------------------------------- once-only submission
-
-
-def new_form_key() -> str:
-    return uuid.uuid4().hex
 
 
 def request_id_for(who: Viewer, form_key: str) -> str:

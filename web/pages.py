@@ -8,9 +8,10 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from db import inbox
-from web.forms import FLASH_COOKIE, flash_message, new_form_key
+from web.forms import FLASH_COOKIE, flash_message
 from web.i18n import gettext_for
 from web.session import Viewer, services_of
+from web.vocabulary import labeller
 from web.templating import render_template
 
 
@@ -35,6 +36,6 @@ def html(language: str, template: str, status_code: int = 200, **values: Any) ->
     values.setdefault("path", "")
     values.setdefault("csrf_token", "")
     values["_"] = gettext_for(language)
-    values["form_key"] = new_form_key
+    values["label"] = labeller(values["_"])
     body = render_template(language, template, values)
     return HTMLResponse(body, status_code=status_code, headers={"Cache-Control": "no-store"})

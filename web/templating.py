@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from functools import cache
 from typing import Any
 
@@ -22,7 +23,8 @@ def environment(language: str) -> Environment:
         lstrip_blocks=True,
     )
     env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
-    env.globals.update(language=language, html_lang=HTML_LANG[language])
+    # Globals, unlike render values, are seen by imported macros (_forms.html) too.
+    env.globals.update(language=language, html_lang=HTML_LANG[language], form_key=lambda: uuid.uuid4().hex)
     env.filters.update(
         yuan=lambda v: formats.yuan(v, language),
         wan=lambda v: formats.wan(v, language),
