@@ -105,7 +105,7 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def _kind_phrase(kind: str, language: Language) -> str:
+def kind_phrase(kind: str, language: Language) -> str:
     """The situation a notice of `kind` announces, e.g. "距截止日还有30个工作日" or "14 days overdue"."""
     zh = language == "zh"
     numbered = _NUMBERED_KIND.match(kind)
@@ -131,9 +131,9 @@ def render(message: NoticeMessage) -> Rendered:
     """The subject and plain-text body of one reminder, in the recipient's language."""
     notice, language = message.notice, message.recipient.language
     milestone, project = notice.milestone_name, message.project_title
-    phrase = _kind_phrase(notice.kind, language)
+    phrase = kind_phrase(notice.kind, language)
     # A catch-up stands for the latest notice it replaces: that one describes where the milestone is now.
-    latest = _kind_phrase(notice.replaces[-1], language) if notice.replaces else None
+    latest = kind_phrase(notice.replaces[-1], language) if notice.replaces else None
     missed = len(notice.replaces)
 
     if language == "zh":
@@ -223,7 +223,7 @@ def _replaced_block(notice: Notice, language: Language) -> list[str]:
     else:
         title = ("以下同一天的提醒已合并到本条：" if language == "zh"
                  else "These notices fell on the same day and are merged into this one:")
-    return ["", title, *(f"  · {_kind_phrase(kind, language)}" for kind in notice.replaces)]
+    return ["", title, *(f"  · {kind_phrase(kind, language)}" for kind in notice.replaces)]
 
 
 def _estimated_note(notice: Notice, language: Language) -> list[str]:
@@ -272,7 +272,7 @@ def render_failed_delivery(notice: Notice, project_title: str, channel: str, rec
     the reminder on by other means and to check the address or robot URL.
     """
     channel_name = _channel_name(channel, language)
-    phrase = _kind_phrase(notice.replaces[-1] if notice.rule == NoticeRule.catch_up and notice.replaces
+    phrase = kind_phrase(notice.replaces[-1] if notice.rule == NoticeRule.catch_up and notice.replaces
                           else notice.kind, language)
     error = error if len(error) <= ERROR_TEXT_LIMIT else error[:ERROR_TEXT_LIMIT] + "…"
     due = _format_date(notice.due_date, language)

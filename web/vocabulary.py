@@ -26,6 +26,10 @@ LABELS: dict[str, dict[str, str]] = {
         "government": N_("Government"), "park_committee": N_("Park management committee"),
         "bureau": N_("Bureau or office"), "company": N_("Company"),
     },
+    "recipient": {
+        "liaison_officer": N_("Liaison officer"), "owner": N_("Milestone owner"),
+        "department_leader": N_("Department leader"), "leadership_office": N_("Leadership office"),
+    },
     "stage": {
         "negotiating": N_("Negotiating"), "framework_signed": N_("Framework signed"),
         "in_delivery": N_("In delivery"), "completed": N_("Completed"), "terminated": N_("Terminated"),
