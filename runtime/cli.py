@@ -106,6 +106,7 @@ async def _serve_everything(settings: Settings, owner_url: str, database_url: st
         if database_url != owner_url:
             await owner.execute("ALTER ROLE accord_app LOGIN")
         token = await _ensure_admin(owner, settings.admin_token_file)
+        passwords = await _ensure_sign_in(owner, settings.data_dir / "sign-in.txt")
     finally:
         await owner.close()
     pool = await create_pool(database_url, max_size=settings.database_pool_size)
@@ -127,7 +128,7 @@ async def _serve_everything(settings: Settings, owner_url: str, database_url: st
         checkpoints = asyncio.create_task(
             checkpoint_periodically(pool, audit_key, settings.audit_checkpoint_seconds))
         async with worker:
-            _print_banner(settings, database_url, address, token, show_temporal_ui, sink)
+            _print_banner(settings, database_url, address, token, show_temporal_ui, sink, passwords)
             await server.serve()
             print("\nShutting down: API stopped, draining the worker ...", flush=True)
         checkpoints.cancel()
@@ -170,12 +171,32 @@ async def _ensure_admin(conn: asyncpg.Connection, token_file: Path) -> str | Non
     return token
 
 
+async def _ensure_sign_in(conn: asyncpg.Connection, record: Path) -> list[tuple[str, str]]:
+    """On first start, passwords for `admin` and the demo's people, so the web pages can be
+    signed in to at once; also written to `record` (mode 600) for the next start."""
+    from runtime.demo import PEOPLE, ensure_people, ensure_sign_in
+
+    async with conn.transaction():
+        await ensure_people(conn)
+        created = await ensure_sign_in(conn, ["admin", *(username for username, *_ in PEOPLE)])
+    if created:
+        with record.open("a") as f:
+            f.writelines(f"{username}\t{password}\n" for username, password in created)
+        record.chmod(0o600)
+    return created
+
+
 def _print_banner(settings: Settings, database_url: str, address: str, token: str | None, ui: bool,
-                  sink: MailSink | None) -> None:
+                  sink: MailSink | None, passwords: list[tuple[str, str]]) -> None:
     base = f"http://{settings.api_host}:{settings.api_port}"
+    record = settings.data_dir / "sign-in.txt"
     lines = [
         "",
         "Accord is running.",
+        f"  Web pages     {base}/   (Chinese; English from the button at the top right)",
+        *(f"                sign in as {u:<18} password {p}" for u, p in passwords),
+        f"                (passwords of first start, kept in {record})" if passwords
+        else f"  Sign-in       usernames and first passwords in {record}",
         f"  API           {base}/api/v1   (docs: {base}/docs)",
         f"  Temporal UI   http://127.0.0.1:{settings.temporal_ui_port}" if ui else f"  Temporal      {address}",
         f"  PostgreSQL    {database_url}",

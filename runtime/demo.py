@@ -24,10 +24,12 @@ fresh API tokens for this run; the admin creates nothing of the business.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 import httpx
 
 from db.audit_chain import AuditEvent, append
@@ -113,27 +115,53 @@ async def demo_people(database_url: str) -> dict[str, str]:
     tokens = {}
     try:
         async with conn.transaction():
-            await ensure_department(conn, CITY, "accord demo")
-            for child in (BUREAU, PARK, LEGAL):
-                await ensure_department(conn, child, "accord demo")
-                await conn.execute("UPDATE departments SET parent = $2 WHERE name = $1 AND parent IS NULL",
-                                   child, CITY)
-            for username, name, roles, department in PEOPLE:
-                user = await find_user(conn, username)
-                if user is None:
-                    user = await create_user(conn, username, name, roles, department, granted_by="accord demo")
-                    await conn.execute("UPDATE users SET email = $2 WHERE id = $1", user.id,
-                                       f"{username}@mianyang.example")
-                    await append(conn, AuditEvent(
-                        actor_id="system", actor_name="accord demo", actor_role="system", auth_method="cli",
-                        action="user.created", entity_type="user", entity_id=user.id,
-                        after={"username": username, "roles": roles, "department": department}))
+            for username, user_id in (await ensure_people(conn)).items():
                 await conn.execute("UPDATE api_tokens SET revoked_at = now() WHERE user_id = $1 "
-                                   "AND name = 'accord demo' AND revoked_at IS NULL", user.id)
-                tokens[username] = await issue_token(conn, user.id, "accord demo")
+                                   "AND name = 'accord demo' AND revoked_at IS NULL", user_id)
+                tokens[username] = await issue_token(conn, user_id, "accord demo")
     finally:
         await conn.close()
     return tokens
+
+
+async def ensure_people(conn: asyncpg.Connection) -> dict[str, str]:
+    """Create the demo's departments and people if missing: username → user id."""
+    await ensure_department(conn, CITY, "accord demo")
+    for child in (BUREAU, PARK, LEGAL):
+        await ensure_department(conn, child, "accord demo")
+        await conn.execute("UPDATE departments SET parent = $2 WHERE name = $1 AND parent IS NULL", child, CITY)
+    ids = {}
+    for username, name, roles, department in PEOPLE:
+        user = await find_user(conn, username)
+        if user is None:
+            user = await create_user(conn, username, name, roles, department, granted_by="accord demo")
+            await conn.execute("UPDATE users SET email = $2 WHERE id = $1", user.id, f"{username}@mianyang.example")
+            await append(conn, AuditEvent(
+                actor_id="system", actor_name="accord demo", actor_role="system", auth_method="cli",
+                action="user.created", entity_type="user", entity_id=user.id,
+                after={"username": username, "roles": roles, "department": department}))
+        ids[username] = user.id
+    return ids
+
+
+async def ensure_sign_in(conn: asyncpg.Connection, usernames: list[str]) -> list[tuple[str, str]]:
+    """Give each of these users without a password a fresh random one, for the web pages of
+    `make run`: (username, password) of those set now. Set once; never reset here."""
+    from db.passwords import set_password
+
+    created = []
+    for username in usernames:
+        row = await conn.fetchrow("SELECT id, password_hash FROM users WHERE username = $1", username)
+        if row is None or row["password_hash"] is not None:
+            continue
+        password = "-".join(secrets.token_urlsafe(6) for _ in range(3))
+        await set_password(conn, row["id"], password)
+        await append(conn, AuditEvent(
+            actor_id="system", actor_name="accord dev", actor_role="system", auth_method="cli",
+            action="auth.password_set", entity_type="user", entity_id=row["id"],
+            after={"username": username, "reason": "first start of accord dev"}))
+        created.append((username, password))
+    return created
 
 
 def drive(cast: Cast) -> str:
