@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test demo venv clean
+.PHONY: run test demo venv clean browser screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/accord dev
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/pytest -q
 
 demo: $(STAMP)
@@ -40,3 +40,23 @@ bench: $(STAMP)
 .PHONY: fuzz
 fuzz: $(STAMP)
 	ACCORD_FUZZ_EXAMPLES=$(or $(ACCORD_FUZZ_EXAMPLES),100) $(BIN)/pytest -q -p no:cacheprovider tests/test_api_fuzz.py
+
+# The browser tests (tests/browser/) drive Debian's chromium, never Playwright's own download;
+# CJK fonts so that Chinese pages show characters in screenshots, not boxes. Installed only if
+# missing, with sudo unless root (worked out only when needed); the package lists are refreshed
+# only if the install fails.
+CHROMIUM := /usr/bin/chromium
+CJK_FONT := /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
+BROWSER_PACKAGES := chromium fonts-noto-cjk
+SUDO = $(if $(filter 0,$(shell id -u)),,$(shell command -v sudo))
+APT = $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
+
+browser:
+	@if [ ! -x $(CHROMIUM) ] || [ ! -e $(CJK_FONT) ]; then \
+	  $(APT) install -y $(BROWSER_PACKAGES) || { $(APT) update && $(APT) install -y $(BROWSER_PACKAGES); }; \
+	fi
+
+# Screenshots of every page in both languages (tests/browser/pages.py) and of the sign-in states.
+screenshots: $(STAMP) browser
+	$(BIN)/pytest -q -m screenshots tests/browser
+	@echo "Screenshots: $(CURDIR)/test-artifacts/screenshots/zh/*.png and .../en/*.png"

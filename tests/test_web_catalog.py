@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
 
-from web.i18n import catalog, gettext_for
+from web.i18n import catalog, catalog_files, gettext_for
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = [("web/templates/**.html", "jinja2"), ("web/**.py", "python")]
@@ -37,6 +38,21 @@ def test_every_marked_string_has_a_chinese_translation():
     missing = sorted(f"{where}: {text!r}" for text, where in marked_strings().items()
                      if text not in zh or not zh[text].string)
     assert not missing, "untranslated:\n" + "\n".join(missing)
+
+
+def test_an_id_translated_in_two_areas_is_translated_alike():
+    """Areas may repeat a string, but a page must not say it differently from another."""
+    seen: dict[str, tuple[str, str]] = {}
+    differing = []
+    for po in catalog_files("zh"):
+        with po.open("rb") as f:
+            for message in read_po(f):
+                if not message.id:
+                    continue
+                first = seen.setdefault(message.id, (po.name, message.string))
+                if first[1] != message.string:
+                    differing.append(f"{message.id!r}: {first[0]} {first[1]!r}, {po.name} {message.string!r}")
+    assert not differing, "translated differently:\n" + "\n".join(differing)
 
 
 def test_placeholders_survive_translation():

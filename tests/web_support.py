@@ -8,8 +8,8 @@ submitting that form would send them. The real-browser tests are under tests/bro
 from __future__ import annotations
 
 import re
-from contextlib import asynccontextmanager
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from html import unescape
 

@@ -31,10 +31,17 @@ def language_or_default(value: str | None) -> str:
     return value if value in LANGUAGES else DEFAULT_LANGUAGE
 
 
+def catalog_files(language: str) -> list[Path]:
+    """The area catalogs of a language, `common.po` first. The same id in two areas must have
+    the same translation (tests/test_web_catalog.py checks it), so the order only matters there."""
+    files = sorted((LOCALE_DIR / language / "LC_MESSAGES").glob("*.po"))
+    return sorted(files, key=lambda po: po.name != "common.po")
+
+
 def catalog(language: str) -> Catalog:
-    """Every area's catalog of one language, merged (an id translated twice keeps the first)."""
+    """Every area's catalog of one language, merged."""
     merged = Catalog(locale=BABEL_LOCALE[language], domain="messages")
-    for po in sorted((LOCALE_DIR / language / "LC_MESSAGES").glob("*.po")):
+    for po in catalog_files(language):
         with po.open("rb") as f:
             for message in read_po(f, locale=BABEL_LOCALE[language]):
                 if message.id and message.string and not message.fuzzy and message.id not in merged:

@@ -10,9 +10,10 @@ from fastapi.responses import HTMLResponse
 from db import inbox
 from web.forms import FLASH_COOKIE, flash_message
 from web.i18n import gettext_for
+from web.labels import milestone_label
 from web.session import Viewer, services_of
-from web.vocabulary import labeller
 from web.templating import render_template
+from web.vocabulary import labeller
 
 
 async def render(request: Request, who: Viewer, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
@@ -37,5 +38,6 @@ def html(language: str, template: str, status_code: int = 200, **values: Any) ->
     values.setdefault("csrf_token", "")
     values["_"] = gettext_for(language)
     values["label"] = labeller(values["_"])
+    values["milestone"] = lambda name: milestone_label(name, values["_"])  # template names in the user's language
     body = render_template(language, template, values)
     return HTMLResponse(body, status_code=status_code, headers={"Cache-Control": "no-store"})

@@ -1,11 +1,14 @@
-"""Names of the workflow's codes as staff read them (negotiation kinds, agreement statuses,
-review steps, organization kinds): marked for the catalog, translated where shown."""
+"""Names of the workflow's codes as staff read them, for templates: `label("stage", "negotiating")`.
+
+Negotiation kinds, agreement statuses, review steps, organization kinds and recipient roles
+are named here; stages and project statuses come from web/labels.py, the one list of them."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from web.i18n import N_
+from web.labels import PROJECT_STATUSES, STAGES
 
 LABELS: dict[str, dict[str, str]] = {
     "negotiation": {
@@ -30,14 +33,8 @@ LABELS: dict[str, dict[str, str]] = {
         "liaison_officer": N_("Liaison officer"), "owner": N_("Milestone owner"),
         "department_leader": N_("Department leader"), "leadership_office": N_("Leadership office"),
     },
-    "stage": {
-        "negotiating": N_("Negotiating"), "framework_signed": N_("Framework signed"),
-        "in_delivery": N_("In delivery"), "completed": N_("Completed"), "terminated": N_("Terminated"),
-    },
-    "project_status": {
-        "planned": N_("Planned"), "active": N_("Active"), "suspended": N_("Suspended"),
-        "completed": N_("Completed"), "cancelled": N_("Cancelled"),
-    },
+    "stage": STAGES,
+    "project_status": PROJECT_STATUSES,
 }
 
 

@@ -7,14 +7,13 @@ into a page and its cookie into a redirect to where the user was going.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import ValidationError
 
 from api.auth import COOKIE, credential
 from api.errors import ApiError
 from api.routes import auth as api_auth
 from api.services import request_id
-from fastapi import HTTPException
 from web.forms import redirect
 from web.i18n import LANGUAGES, gettext_for
 from web.pages import html
