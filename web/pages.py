@@ -11,7 +11,7 @@ from db import inbox
 from web.forms import FLASH_COOKIE, flash_message
 from web.i18n import gettext_for
 from web.labels import milestone_label
-from web.session import Viewer, services_of
+from web.session import Viewer, here, services_of
 from web.templating import render_template
 from web.vocabulary import labeller
 
@@ -23,7 +23,7 @@ async def render(request: Request, who: Viewer, template: str, status_code: int 
         unread = await inbox.unread_count(conn, who.user.id)
     flash = flash_message(request, who)
     response = html(who.language, template, status_code, who=who, csrf_token=who.csrf_token, flash=flash,
-                    unread=unread, path=request.url.path, **values)
+                    unread=unread, path=request.url.path, here=here(request), **values)
     if FLASH_COOKIE in request.cookies:
         response.delete_cookie(FLASH_COOKIE, path="/")
     return response
@@ -35,6 +35,7 @@ def html(language: str, template: str, status_code: int = 200, **values: Any) ->
     values.setdefault("flash", None)
     values.setdefault("unread", 0)
     values.setdefault("path", "")
+    values.setdefault("here", "/")
     values.setdefault("csrf_token", "")
     values["_"] = gettext_for(language)
     values["label"] = labeller(values["_"])

@@ -61,10 +61,13 @@ async def login(request: Request) -> Response:
         wait = (error.headers or {}).get("Retry-After", "?")
         return again(error.status_code, _("Too many failed sign-ins. Wait %(seconds)s seconds and try again.",
                                           seconds=wait))
-    response = redirect(target)
-    for name, value in answer.raw_headers:
-        if name == b"set-cookie":
-            response.raw_headers.append((name, value))
+    return redirect_with_cookies(target, answer)
+
+
+def redirect_with_cookies(location: str, answer: Response) -> Response:
+    """A redirect carrying the cookies the API's handler set on `answer` (the session cookie)."""
+    response = redirect(location)
+    response.raw_headers.extend((name, value) for name, value in answer.raw_headers if name == b"set-cookie")
     return response
 
 
@@ -75,11 +78,7 @@ async def logout(request: Request) -> Response:
     check_form(request, who, form.get("csrf_token"))  # type: ignore[arg-type]
     answer = Response()
     await api_auth.logout(request, answer, services_of(request), who.actor, request_id(request))
-    response = redirect("/login")
-    for name, value in answer.raw_headers:
-        if name == b"set-cookie":
-            response.raw_headers.append((name, value))
-    return response
+    return redirect_with_cookies("/login", answer)
 
 
 @router.post("/language")
