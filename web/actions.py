@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import Request, Response
 from pydantic import ValidationError
+from starlette.datastructures import FormData
 from temporalio.service import RPCError
 
 from api.errors import ApiError
@@ -43,8 +44,18 @@ class FormState:
 
 async def read_form(request: Request, who: Viewer) -> dict[str, str]:
     """The posted fields as text (the last of repeated names), after the CSRF check."""
+    return form_text(await posted_form(request, who))
+
+
+async def posted_form(request: Request, who: Viewer) -> FormData:
+    """The posted form after the CSRF check, for a form whose field repeats (checkboxes: `getlist`)."""
     form = await request.form()
     check_form(request, who, form.get("csrf_token"))  # type: ignore[arg-type]
+    return form
+
+
+def form_text(form: FormData) -> dict[str, str]:
+    """The text fields of a posted form (the last of repeated names), as `perform` takes them."""
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 

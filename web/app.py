@@ -44,9 +44,11 @@ def install(app: FastAPI) -> None:
 
 
 def _routers() -> list:
-    from web.routes import admin, agreements, audit, cooperation_list, cooperations, dashboard, inbox, projects
+    from web.routes import (admin, admin_departments, admin_policies, admin_users, agreements, audit, cooperation_list,
+                            cooperations, dashboard, inbox, projects)
 
-    return [auth, dashboard, cooperation_list, cooperations, agreements, projects, inbox, audit, admin]
+    return [auth, dashboard, cooperation_list, cooperations, agreements, projects, inbox, audit,
+            admin, admin_users, admin_departments, admin_policies]
 
 
 def _language(request: Request) -> str:
