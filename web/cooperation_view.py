@@ -19,6 +19,7 @@ from domain.audit import OFFICE_TZ
 from domain.errors import DomainError
 from domain.templates import default_milestone_dates
 from web.session import Viewer
+from web.vocabulary import labeller
 
 
 @dataclass
@@ -50,7 +51,9 @@ async def choices(services: Services) -> dict[str, Any]:
 
 
 def timeline(cooperation: dict[str, Any], _: Any) -> list[Entry]:
-    """Negotiation events, review decisions, signatures, projects, milestones and the end, newest first."""
+    """Negotiation events, review decisions, signatures, projects, milestones and the end, newest first
+    (within a day too: entries are gathered oldest first, and the sort keeps that order reversed)."""
+    label = labeller(_)
     entries = [Entry(cooperation["created_at"].astimezone(OFFICE_TZ).date(), _("Opened"),
                      _("Cooperation opened by %(name)s", name=cooperation["created_by"]))]
     for event in cooperation["negotiation"]:
@@ -61,7 +64,7 @@ def timeline(cooperation: dict[str, Any], _: Any) -> list[Entry]:
         for decision in agreement["review_log"]:
             verb = _("approved") if decision["decision"] == "approved" else _("rejected")
             entries.append(Entry(_day(decision["at"]), _("Review"),
-                                 f"{agreement['title']}: {decision['step']} {verb}"
+                                 f"{agreement['title']}: {label('step', decision['step'])} {verb}"
                                  + (f" — {decision['comment']}" if decision.get("comment") else ""), decision["by"]))
         for signature in agreement["signatures"]:
             entries.append(Entry(signature["signed_on"], _("Signature"),
@@ -81,7 +84,7 @@ def timeline(cooperation: dict[str, Any], _: Any) -> list[Entry]:
     if cooperation["stage"] == "terminated":
         entries.append(Entry(cooperation["updated_at"].astimezone(OFFICE_TZ).date(), _("Terminated"),
                              cooperation["termination_reason"] or ""))
-    return sorted(entries, key=lambda e: e.on, reverse=True)
+    return sorted(reversed(entries), key=lambda e: e.on, reverse=True)
 
 
 def _day(value: Any) -> date:

@@ -29,6 +29,10 @@ LABELS: dict[str, dict[str, str]] = {
         "government": N_("Government"), "park_committee": N_("Park management committee"),
         "bureau": N_("Bureau or office"), "company": N_("Company"),
     },
+    "role": {
+        "liaison_officer": N_("Liaison officer"), "reviewer": N_("Reviewer (legal affairs)"),
+        "leader": N_("Leader"), "auditor": N_("Auditor"), "admin": N_("Administrator"),
+    },
     "recipient": {
         "liaison_officer": N_("Liaison officer"), "owner": N_("Milestone owner"),
         "department_leader": N_("Department leader"), "leadership_office": N_("Leadership office"),

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from tests.conftest import API_DEPARTMENT, ApiUser
+from tests.test_api_support import Coop, framework_body, in_delivery, open_cooperation
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,62 @@ class Visit:
         return self.path if isinstance(self.path, str) else await self.path(api)
 
 
+# ---------------------------------------------------------------- records to show
+
+_DELIVERING: list[Coop] = []
+
+
+async def _delivering(api: ApiUser) -> Coop:
+    """One cooperation in delivery with a project, made once a session: the pages of a record show
+    the same record in both languages (comparable screenshots), and building it takes seconds."""
+    if not _DELIVERING:
+        _DELIVERING.append(await in_delivery(api.http, projects=1))
+    return _DELIVERING[0]
+
+
+async def cooperation_path(api: ApiUser) -> str:
+    return (await _delivering(api)).path
+
+
+async def terminate_path(api: ApiUser) -> str:
+    return (await _delivering(api)).path + "/terminate"  # lists the open project it would cancel
+
+
+async def project_path(api: ApiUser) -> str:
+    return f"/projects/{(await _delivering(api)).project_ids[0]}"
+
+
+async def agreement_edit_path(api: ApiUser) -> str:
+    coop = await open_cooperation(api.http)
+    agreement_id = await coop.draft(framework_body(coop.w))
+    return f"{coop.path}/agreements/{agreement_id}/edit"
+
+
+async def user_path(api: ApiUser) -> str:
+    return f"/admin/users/{api.user_id}"
+
+
+async def policy_path(api: ApiUser) -> str:
+    return f"/admin/policies/{(await _delivering(api)).w.company_id}"  # its projects follow this policy
+
+
+ADMIN = ("admin",)
+
 PAGES: list[Visit] = [
     Visit("dashboard", "/"),
     Visit("login", "/login"),
+    Visit("cooperations", "/cooperations"),
+    Visit("cooperation-new", "/cooperations/new"),
+    Visit("cooperation", cooperation_path),
+    Visit("cooperation-terminate", terminate_path),
+    Visit("agreement-edit", agreement_edit_path),
+    Visit("project", project_path),
+    Visit("inbox", "/inbox"),
+    Visit("audit", "/audit", ("auditor",)),
+    Visit("admin-users", "/admin/users", ADMIN),
+    Visit("admin-user-new", "/admin/users/new", ADMIN),
+    Visit("admin-user", user_path, ADMIN),
+    Visit("admin-departments", "/admin/departments", ADMIN),
+    Visit("admin-policies", "/admin/policies", ADMIN),
+    Visit("admin-policy", policy_path, ADMIN),
 ]

@@ -16,17 +16,26 @@ from api.errors import not_found
 from api.routes import admin as api_admin
 from db import departments as tree
 from web.actions import posted_form
-from web.admin_forms import (IDENTIFIER, admins_only, apply, department_options, filled, no_such_department,
-                             options, plain, typed)
+from web.admin_forms import (
+    IDENTIFIER,
+    admins_only,
+    apply,
+    department_options,
+    filled,
+    no_such_department,
+    options,
+    plain,
+    typed,
+)
 from web.forms import FormErrors
 from web.i18n import N_
 from web.pages import render
 from web.session import Viewer, services_of, viewer
+from web.vocabulary import LABELS
 
 router = APIRouter()
 
-ROLE_LABELS = {"liaison_officer": N_("Liaison officer"), "reviewer": N_("Reviewer (legal affairs)"),
-               "leader": N_("Leader"), "auditor": N_("Auditor"), "admin": N_("Administrator")}
+ROLE_LABELS = LABELS["role"]
 LANGUAGE_LABELS = {"zh": "中文", "en": "English"}
 DETAILS = ("display_name", "department", "email", "language")
 """The fields of a user's details form (the new-user form adds the username)."""

@@ -32,7 +32,7 @@ async def inbox_page(request: Request, unread: str = "", before: str = "") -> Re
         projects = await _projects(conn, who, {m["project_id"] for m in page["items"] if m["project_id"]})
     return await render(request, who, "inbox.html", messages=page["items"], unread_count=page["unread_count"],
                         next_before=page["next_before"], unread_only=unread_only, first_page=not before,
-                        projects=projects, here=_here(request))
+                        projects=projects)
 
 
 async def _page(request: Request, who: Viewer, unread_only: bool, before: str) -> dict[str, Any]:
@@ -59,10 +59,6 @@ async def _projects(conn: Any, who: Viewer, project_ids: set[str]) -> dict[str, 
                 continue
             found[project_id] = await deliveries.project_context(conn, project_id, "")
     return found
-
-
-def _here(request: Request) -> str:
-    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
 
 
 @router.post("/inbox/read-all")
