@@ -28,6 +28,7 @@ from db.deliveries import Person, ProjectContext
 from db.reminder_settings import DEFAULT_CALENDAR, current_calendar, policy_book_for
 from domain.records import DELIVER_NOTICE, LOAD_REMINDER_SETUP, REPORT_FAILED_DELIVERY
 from domain.reminders import Dispatch, FailedDispatch, RecipientRole, ReminderSetup, SetupRequest
+from observability.metrics import NOTICE_RETRIES, NOTICES_FAILED, NOTICES_SENT
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,12 @@ class ReminderActivities:
             outcome = await self._deliver_one(ctx, dispatch, target)
             if outcome is True:
                 sent += 1
+                NOTICES_SENT.labels(target.channel).inc()
             elif isinstance(outcome, str):
+                NOTICE_RETRIES.labels(target.channel).inc()
                 retry.append(f"{target.channel} to {target.recipient_name}: {outcome}")
+        if sent:  # the activity logger adds the workflow id and run id (JSON logs: fields)
+            activity.logger.info("notice %s: %d of %d deliveries sent", notice.key, sent, len(targets))
         if retry:
             raise ApplicationError(f"{len(retry)} of {len(targets)} deliveries will be retried: " + "; ".join(retry),
                                    type="ChannelDown")
@@ -229,13 +234,13 @@ class ReminderActivities:
             if not await rows.finish(conn, delivery_id, cooperation_id=ctx.cooperation_id if ctx else None,
                                      sent=False, error=reason):
                 return
-            if ctx is None:
-                return
-            officers = await rows.people_named(conn, ctx.officer) or await rows.leaders_of(conn, ctx.department)
-            for officer in officers:
-                text = render_failed_delivery(notice, ctx.title, channel, recipient_name, reason,
-                                              "en" if officer.language == "en" else "zh")
-                await rows.add_inbox_message(
-                    conn, message_id=f"{delivery_id}/failed/{officer.user_id}", user_id=officer.user_id,
-                    kind="delivery_failed", project_id=ctx.project_id, notice_key=notice.key,
-                    subject=text.subject, body=text.body)
+            if ctx is not None:
+                officers = await rows.people_named(conn, ctx.officer) or await rows.leaders_of(conn, ctx.department)
+                for officer in officers:
+                    text = render_failed_delivery(notice, ctx.title, channel, recipient_name, reason,
+                                                  "en" if officer.language == "en" else "zh")
+                    await rows.add_inbox_message(
+                        conn, message_id=f"{delivery_id}/failed/{officer.user_id}", user_id=officer.user_id,
+                        kind="delivery_failed", project_id=ctx.project_id, notice_key=notice.key,
+                        subject=text.subject, body=text.body)
+        NOTICES_FAILED.labels(channel).inc()  # committed

@@ -8,11 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 import web.app as web
-from api import errors
+from api import errors, request_log
 from api.audit_log import AttemptAuditMiddleware
 from api.hardening import RequestLimitsMiddleware, add_security_headers
 from api.idempotency import IdempotencyMiddleware
-from api.routes import admin, audit, cooperations, feeds, inbox, organizations, projects, reminders, tokens, webhooks
+from api.routes import (admin, audit, cooperations, feeds, health, inbox, organizations, projects, reminders, tokens,
+                        webhooks)
 from api.routes import auth as sign_in
 from api.services import ActorDep, Services
 from domain.audit import Actor
@@ -57,8 +58,10 @@ def create_app(services: Services | None = None) -> FastAPI:
 
         environment = get_settings().environment
     docs = environment != "production"  # no interactive API pages in production; /openapi.json stays
+    # FastAPI's own OpenTelemetry is off: api/request_log.py makes the request span when tracing is on.
     app = FastAPI(title="Accord", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
-                  docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None)
+                  docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None,
+                  telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False})
     if services is not None:
         app.state.services = services
     errors.install(app)
@@ -69,11 +72,14 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.add_middleware(RequestLimitsMiddleware)
     app.add_middleware(AttemptAuditMiddleware)
     add_security_headers(app)  # around everything, Starlette's own 500 answer included
+    request_log.install(app)  # outside even that: one log line and one latency sample per answer
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
         """The process is alive."""
         return {"status": "ok"}
+
+    app.include_router(health.router)  # GET /readyz (PostgreSQL, migrations, Temporal) and GET /metrics
 
     v1 = APIRouter(prefix="/api/v1")
     for router in (organizations.router, cooperations.router, projects.router, audit.router, audit.as_of_router,

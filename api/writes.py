@@ -7,50 +7,77 @@ answer carries the record's new ETag.
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.concurrency import Precondition
-from api.errors import conflict, from_update_failure, is_closed_workflow, not_found
+from api.errors import ApiError, conflict, from_update_failure, is_closed_workflow, not_found
 from api.services import Services
 from db import queries
 from domain import access
 from domain.audit import Actor
 from domain.cooperation import CLOSED_STAGES, CooperationCommand, CooperationState
+from domain.errors import DomainError
 from domain.project import CLOSED_STATUSES, ProjectCommand, ProjectState
+from observability.metrics import ACTIONS, outcome_of
 from runtime.lifecycle import act_on_cooperation, act_on_project
 
 T = TypeVar("T")
+
+
+@contextmanager
+def counted(kind: str) -> Iterator[None]:
+    """Count one action of `kind` in accord_actions_total by its outcome: accepted, refused (the
+    answer is a 4xx: not allowed, not found, stale, against the rules, busy) or failed (5xx)."""
+    try:
+        yield
+    except ApiError as error:
+        ACTIONS.labels(kind, outcome_of(error.status)).inc()
+        raise
+    except (DomainError, ValidationError):
+        ACTIONS.labels(kind, "refused").inc()
+        raise
+    except RPCError as error:
+        ACTIONS.labels(kind, "refused" if error.status == RPCStatusCode.RESOURCE_EXHAUSTED else "failed").inc()
+        raise
+    except Exception:
+        ACTIONS.labels(kind, "failed").inc()
+        raise
+    ACTIONS.labels(kind, "accepted").inc()
 
 
 async def cooperation_action(
     services: Services, cooperation_id: str, actor: Actor, command: CooperationCommand, request_id: str,
     precondition: Precondition | None = None,
 ) -> CooperationState:
-    async with services.pool.acquire() as conn:
-        header = await queries.cooperation_header(conn, cooperation_id)
-    if header is not None:
-        access.check_cooperation_command(actor, command.kind, header.departments[0],
-                                         step=getattr(command, "step", None), what=f"cooperation {cooperation_id}")
-    update = act_on_cooperation(services.client, cooperation_id, actor, command, request_id,
-                                expected_seq=precondition.expected_seq if precondition else None)
-    return await _answer("cooperation", cooperation_id, header, CLOSED_STAGES, update, precondition)
+    with counted(command.kind):
+        async with services.pool.acquire() as conn:
+            header = await queries.cooperation_header(conn, cooperation_id)
+        if header is not None:
+            access.check_cooperation_command(actor, command.kind, header.departments[0],
+                                             step=getattr(command, "step", None), what=f"cooperation {cooperation_id}")
+        update = act_on_cooperation(services.client, cooperation_id, actor, command, request_id,
+                                    expected_seq=precondition.expected_seq if precondition else None)
+        return await _answer("cooperation", cooperation_id, header, CLOSED_STAGES, update, precondition)
 
 
 async def project_action(
     services: Services, project_id: str, actor: Actor, command: ProjectCommand, request_id: str,
     precondition: Precondition | None = None,
 ) -> ProjectState:
-    async with services.pool.acquire() as conn:
-        header = await queries.project_header(conn, project_id)
-    if header is not None:
-        access.check_project_command(actor, command.kind, header.departments, what=f"project {project_id}")
-    update = act_on_project(services.client, project_id, actor, command, request_id,
-                            expected_seq=precondition.expected_seq if precondition else None)
-    return await _answer("project", project_id, header, CLOSED_STATUSES, update, precondition)
+    with counted(command.kind):
+        async with services.pool.acquire() as conn:
+            header = await queries.project_header(conn, project_id)
+        if header is not None:
+            access.check_project_command(actor, command.kind, header.departments, what=f"project {project_id}")
+        update = act_on_project(services.client, project_id, actor, command, request_id,
+                                expected_seq=precondition.expected_seq if precondition else None)
+        return await _answer("project", project_id, header, CLOSED_STATUSES, update, precondition)
 
 
 async def _answer(what: str, record_id: str, known: queries.Header | None, closed: set,

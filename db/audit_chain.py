@@ -19,6 +19,8 @@ from typing import Any
 
 import asyncpg
 
+from observability.metrics import AUDIT_WRITE_SECONDS, timed
+
 GENESIS = b"\x00" * 32
 
 # Every stored column except the hash itself, in the canonical form.
@@ -91,6 +93,11 @@ async def append(conn: asyncpg.Connection, event: AuditEvent) -> int | None:
     """
     if not conn.is_in_transaction():
         raise RuntimeError("append the audit event inside the transaction of the change it records")
+    with timed(AUDIT_WRITE_SECONDS):
+        return await _append(conn, event)
+
+
+async def _append(conn: asyncpg.Connection, event: AuditEvent) -> int | None:
     head = await conn.fetchrow("SELECT seq, hash, clock_timestamp() AS now FROM audit_chain_head FOR UPDATE")
     if event.workflow_id is not None and event.event_seq is not None:
         seen = await conn.fetchval(

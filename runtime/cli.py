@@ -37,10 +37,21 @@ log = logging.getLogger("accord")
 # ---------------------------------------------------------------- dev: everything in one process
 
 
+def configure_observability(settings: Settings) -> None:
+    """Logs as ACCORD_LOG_FORMAT and ACCORD_LOG_LEVEL say; tracing when ACCORD_OTEL_ENDPOINT is set."""
+    from observability.logs import configure_logging
+    from observability.tracing import configure_tracing
+
+    configure_logging(settings)
+    if configure_tracing(settings):
+        log.info("tracing to %s as %s", settings.otel_endpoint, settings.otel_service_name)
+
+
 def cmd_dev(args: argparse.Namespace) -> None:
     from runtime.embedded import TemporalDevServer, start_embedded_postgres
 
     settings = get_settings()
+    configure_observability(settings)
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
     database_url = settings.database_url
@@ -80,7 +91,9 @@ class _Server:
             def capture_signals(self) -> Iterator[None]:
                 yield
 
-        self.server = Quiet(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+        # Logging as configure_observability set it up; api/request_log.py replaces the access log.
+        self.server = Quiet(uvicorn.Config(app, host=host, port=port, log_level="warning", log_config=None,
+                                           access_log=False))
 
     async def serve(self) -> None:
         await self.server.serve()
@@ -98,7 +111,7 @@ async def _serve_everything(settings: Settings, owner_url: str, database_url: st
     from runtime.checkpoints import checkpoint_once, checkpoint_periodically
     from runtime.connections import reminder_config, services_for
     from runtime.mail_sink import MailSink
-    from runtime.temporal import build_worker, connect
+    from runtime.temporal import build_worker, connect_with
 
     owner = await connect_db(owner_url)
     try:
@@ -114,11 +127,11 @@ async def _serve_everything(settings: Settings, owner_url: str, database_url: st
     sink = None if settings.smtp_host else MailSink(settings.data_dir.resolve() / "mail", port=settings.smtp_port)
     try:
         audit_key = _ensure_audit_key(settings)
-        client = await connect(address, settings.temporal_namespace)
+        client = await connect_with(settings, address)
         if sink is not None:
             sink.start()
         worker = build_worker(client, pool, settings.task_queue,
-                              reminders=reminder_config(settings, sink.port if sink else None))
+                              reminders=reminder_config(settings, sink.port if sink else None), settings=settings)
         server = _Server(create_app(services_for(settings, pool, client, audit_key, email_enabled=True)),
                          settings.api_host,
                          settings.api_port)
@@ -221,26 +234,57 @@ def _print_banner(settings: Settings, database_url: str, address: str, token: st
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
+    """Poll the task queue until SIGTERM or SIGINT, then drain: no new tasks are taken, in-flight
+    workflow tasks finish, in-flight activities get ACCORD_WORKER_SHUTDOWN_SECONDS to finish before
+    they are cancelled (Temporal then retries them on another worker). /metrics and /healthz on
+    ACCORD_WORKER_METRICS_PORT; /healthz turns 503 if the worker stopped on a fatal error."""
+    settings = get_settings()
+    configure_observability(settings)
+
     async def main() -> None:
+        from observability.metrics import MetricsServer
         from runtime.checkpoints import checkpoint_periodically
         from runtime.connections import open_services, reminder_config
         from runtime.temporal import build_worker
 
-        async with open_services() as services:
+        async with open_services(settings) as services:
             worker = build_worker(services.client, services.pool, services.task_queue,
-                                  reminders=reminder_config(get_settings()))
+                                  reminders=reminder_config(settings), settings=settings)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
+            run = asyncio.create_task(worker.run())
+            metrics = None
+            if settings.worker_metrics_port:
+                metrics = MetricsServer(settings.worker_metrics_port, health=lambda: worker_health(run))
+                await metrics.start()
             checkpoints = asyncio.create_task(checkpoint_periodically(
-                services.pool, services.audit_key, get_settings().audit_checkpoint_seconds))
-            async with worker:
-                print(f"worker polling task queue {services.task_queue!r}; Ctrl-C or SIGTERM to stop", flush=True)
-                await stop.wait()  # leaving the block drains in-flight tasks
+                services.pool, services.audit_key, settings.audit_checkpoint_seconds))
+            log.info("worker polling task queue %r of namespace %r%s; Ctrl-C or SIGTERM to stop",
+                     services.task_queue, settings.temporal_namespace,
+                     f", metrics on :{metrics.port}/metrics" if metrics else "")
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({run, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not run.done():
+                log.info("stopping: draining the worker (activities get up to %gs)", settings.worker_shutdown_seconds)
+                await worker.shutdown()
+            stopping.cancel()
             checkpoints.cancel()
+            if metrics is not None:
+                await metrics.stop()
+            await run  # a worker that stopped on its own raised: the process exits non-zero
+            log.info("worker stopped")
 
     asyncio.run(main())
+
+
+def worker_health(run: asyncio.Task[None]) -> tuple[bool, str]:
+    """/healthz of `accord worker`: alive while the worker's run task has not ended."""
+    if not run.done():
+        return True, "polling"
+    error = None if run.cancelled() else run.exception()
+    return False, f"the worker stopped: {error!r}" if error else "the worker stopped"
 
 
 def cmd_api(args: argparse.Namespace) -> None:
@@ -251,7 +295,10 @@ def cmd_api(args: argparse.Namespace) -> None:
 
     settings = get_settings()
     require(settings)
-    uvicorn.run(create_app(), host=args.host or settings.api_host, port=args.port or settings.api_port)
+    configure_observability(settings)
+    # Logging as configure_observability set it up; api/request_log.py replaces the access log.
+    uvicorn.run(create_app(), host=args.host or settings.api_host, port=args.port or settings.api_port,
+                log_config=None, access_log=False)
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:

@@ -14,7 +14,7 @@ from api.services import Services
 from channels.email import SmtpSettings
 from db.pool import create_pool
 from runtime.settings import Settings, get_settings
-from runtime.temporal import connect
+from runtime.temporal import connect_with
 
 
 def require_audit_key(settings: Settings) -> bytes:
@@ -38,7 +38,7 @@ async def open_services(settings: Settings | None = None) -> AsyncIterator[Servi
     database_url, temporal_address = require(settings)
     pool = await create_pool(database_url, max_size=settings.database_pool_size)
     try:
-        client = await connect(temporal_address, settings.temporal_namespace)
+        client = await connect_with(settings, temporal_address)
         yield services_for(settings, pool, client, require_audit_key(settings))
     finally:
         await pool.close()

@@ -77,6 +77,27 @@ class Settings(BaseSettings):
     # (otherwise it is Secure exactly when the request arrived as HTTPS).
     cookie_secure: bool = False
 
+    # Operations (README "Operations: probes, logs, metrics, tracing").
+    log_format: Literal["text", "json"] = "text"  # json: one JSON object a line (the deploy files set it)
+    log_level: str = "INFO"
+    worker_metrics_port: int = Field(default=9464, ge=0, le=65535)  # `accord worker`'s /metrics and /healthz; 0: off
+    temporal_metrics_port: int = Field(default=0, ge=0, le=65535)  # the Temporal SDK's Prometheus endpoint; 0: off
+    # Temporal Cloud or a TLS-fronted cluster: TLS (server CA optional), mTLS with a client
+    # certificate and key, or an API key (which implies TLS).
+    temporal_tls: bool = False
+    temporal_tls_ca_file: Path | None = None
+    temporal_tls_cert_file: Path | None = None
+    temporal_tls_key_file: Path | None = None
+    temporal_api_key: SecretStr | None = None
+    # The worker: task slots, and how long in-flight activities may finish after SIGTERM
+    # before they are cancelled (and retried by another worker).
+    worker_max_concurrent_activities: int = Field(default=100, ge=1)
+    worker_max_concurrent_workflow_tasks: int = Field(default=100, ge=2)
+    worker_shutdown_seconds: float = Field(default=30.0, ge=0)
+    # OpenTelemetry tracing, off unless an OTLP/HTTP endpoint is set (e.g. http://collector:4318).
+    otel_endpoint: str | None = None
+    otel_service_name: str = "accord"
+
     data_dir: Path = Path(".data")
     api_host: str = "127.0.0.1"
     api_port: int = 8000

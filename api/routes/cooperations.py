@@ -32,7 +32,7 @@ from api.schemas import (
     TerminationIn,
 )
 from api.services import ActorDep, RequestIdDep, Services, ServicesDep, new_id, office_today
-from api.writes import cooperation_action
+from api.writes import cooperation_action, counted
 from db import audit_queries, queries
 from db.audit_queries import AuditFilter
 from domain import access
@@ -84,11 +84,12 @@ async def create(body: CooperationIn, services: ServicesDep, actor: ActorDep,
         **body.model_dump(exclude={"department"}), department=department, lead_organization_name=lead["name"],
         partner_organization_name=partner["name"],
     )
-    try:
-        state = await create_cooperation(services.client, services.task_queue, new_id(request_id, "cooperation"),
-                                         command, actor, request_id)
-    except WorkflowUpdateFailedError as error:
-        raise from_update_failure(error) from None
+    with counted(command.kind):  # accord_actions_total{kind="create_cooperation"}
+        try:
+            state = await create_cooperation(services.client, services.task_queue, new_id(request_id, "cooperation"),
+                                             command, actor, request_id)
+        except WorkflowUpdateFailedError as error:
+            raise from_update_failure(error) from None
     tag(response, state.seq)
     return state
 
