@@ -24,6 +24,7 @@ class Services:
     client: Client
     task_queue: str
     audit_key: bytes  # signs and checks audit checkpoints; never stored in the database
+    retired_audit_keys: tuple[bytes, ...] = ()  # check the checkpoints signed before a key rotation
     public_url: str = "http://127.0.0.1:8000"  # links in notices, calendar-feed URLs
     allow_private_webhooks: bool = False  # see Settings.webhook_allow_private
     # The reminder settings the worker uses too, so previews match what is sent.

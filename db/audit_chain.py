@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -170,8 +171,12 @@ class Verdict:
         return dict(self.__dict__)
 
 
-async def verify(conn: asyncpg.Connection, key: bytes, batch: int = 5000) -> Verdict:
-    """Walk the whole chain in seq order, then hold it against the head and every checkpoint."""
+async def verify(conn: asyncpg.Connection, key: bytes, batch: int = 5000, retired: Sequence[bytes] = ()) -> Verdict:
+    """Walk the whole chain in seq order, then hold it against the head and every checkpoint.
+
+    Each checkpoint is checked with the key its `key_id` names: the current key or one of the
+    `retired` keys (after a rotation). A checkpoint naming any other key counts as forged."""
+    keys = {key_id(k): k for k in (*retired, key)}
     start = await conn.fetchrow("SELECT coalesce(max(last_seq), 0) AS seq, "
                                 "(SELECT last_hash FROM audit_archives ORDER BY last_seq DESC LIMIT 1) AS hash "
                                 "FROM audit_archives")
@@ -208,8 +213,9 @@ async def verify(conn: asyncpg.Connection, key: bytes, batch: int = 5000) -> Ver
     vouched = start["seq"]  # the last seq a valid checkpoint (or the archive) vouches for
     for checkpoint in checkpoint_rows:
         seq = checkpoint["seq"]
-        if not hmac.compare_digest(bytes(checkpoint["signature"]),
-                                   checkpoint_signature(key, seq, bytes(checkpoint["hash"]))):
+        signer = keys.get(checkpoint["key_id"])
+        if signer is None or not hmac.compare_digest(bytes(checkpoint["signature"]),
+                                                     checkpoint_signature(signer, seq, bytes(checkpoint["hash"]))):
             # A forged checkpoint may cover a recomputed chain: only the valid ones before it vouch.
             return Verdict(False, count, vouched + 1, "rewritten",
                            f"checkpoint at seq {seq} is not signed by our key; "

@@ -17,8 +17,8 @@ from db.audit_chain import AuditEvent, append, verify, write_checkpoint
 SYSTEM = dict(actor_id="system", actor_name="accord audit", actor_role="system", auth_method="cli")
 
 
-async def run_verify(conn: asyncpg.Connection, key: bytes) -> dict:
-    verdict = await verify(conn, key)
+async def run_verify(conn: asyncpg.Connection, key: bytes, retired: tuple[bytes, ...] = ()) -> dict:
+    verdict = await verify(conn, key, retired=retired)
     async with conn.transaction():
         await append(conn, AuditEvent(**SYSTEM, action="audit.verified", entity_type="audit_trail",
                                       entity_id="audit_events", after=verdict.as_dict()))
@@ -39,7 +39,7 @@ async def ensure_partitions(conn: asyncpg.Connection, months_ahead: int = 24) ->
 
 
 async def archive_month(conn: asyncpg.Connection, key: bytes, month: date, out_dir: Path,
-                        retention_days: int) -> dict:
+                        retention_days: int, retired: tuple[bytes, ...] = ()) -> dict:
     """Export one month, check it, record it in audit_archives and drop its partition."""
     first = month.replace(day=1)
     following = (first + timedelta(days=32)).replace(day=1)
@@ -52,7 +52,7 @@ async def archive_month(conn: asyncpg.Connection, key: bytes, month: date, out_d
     older = await conn.fetchval("SELECT count(*) FROM audit_events WHERE recorded_at < $1", first)
     if older:
         raise SystemExit("archive months oldest first: older events are still in place")
-    verdict = await verify(conn, key)
+    verdict = await verify(conn, key, retired=retired)
     if not verdict.intact:
         raise SystemExit(f"the chain is not intact ({verdict.kind} at {verdict.first_bad_seq}): nothing archived")
     out_dir.mkdir(parents=True, exist_ok=True)

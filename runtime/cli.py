@@ -416,7 +416,7 @@ def cmd_audit(args: argparse.Namespace) -> None:
         conn = await connect_db(args.database_url or require(settings)[0])
         try:
             if args.audit_command == "verify":
-                result = await audit_admin.run_verify(conn, require_audit_key(settings))
+                result = await audit_admin.run_verify(conn, require_audit_key(settings), settings.retired_audit_keys())
                 print(json.dumps(result, indent=1))
                 if not result["intact"]:
                     raise SystemExit(1)
@@ -427,7 +427,8 @@ def cmd_audit(args: argparse.Namespace) -> None:
             elif args.audit_command == "archive":
                 month = date.fromisoformat(args.month + "-01")
                 print(json.dumps(await audit_admin.archive_month(conn, require_audit_key(settings), month,
-                                                                 Path(args.out), settings.audit_retention_days)))
+                                                                 Path(args.out), settings.audit_retention_days,
+                                                                 settings.retired_audit_keys())))
         finally:
             await conn.close()
 

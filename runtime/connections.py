@@ -52,7 +52,7 @@ def services_for(settings: Settings, pool: asyncpg.Pool, client: Client, audit_k
                     leadership_department=settings.leadership_department, calendar_name=settings.reminder_calendar,
                     email_enabled=bool(settings.smtp_host) if email_enabled is None else email_enabled,
                     environment=settings.environment, max_body_bytes=settings.max_body_bytes,
-                    max_json_depth=settings.max_json_depth)
+                    max_json_depth=settings.max_json_depth, retired_audit_keys=settings.retired_audit_keys())
 
 
 def reminder_config(settings: Settings, smtp_port: int | None = None) -> ReminderConfig:

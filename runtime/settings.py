@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     # HMAC key of the audit checkpoints: keep it outside the database (a secret store).
     # Unset under `accord dev`: a key is generated into the data directory.
     audit_checkpoint_key: SecretStr | None = None
+    # Keys used before a rotation (JSON list, e.g. '["old secret"]'): never sign, only check the
+    # checkpoints they signed, each found by the key id the checkpoint records.
+    audit_checkpoint_retired_keys: list[SecretStr] = Field(default_factory=list)
     audit_checkpoint_seconds: float = 300.0
     audit_retention_days: int = Field(default=MINIMUM_RETENTION_DAYS, ge=MINIMUM_RETENTION_DAYS)
 
@@ -134,6 +137,9 @@ class Settings(BaseSettings):
         if self.audit_key_file.exists():
             return self.audit_key_file.read_text().strip().encode()
         return None
+
+    def retired_audit_keys(self) -> tuple[bytes, ...]:
+        return tuple(k.get_secret_value().encode() for k in self.audit_checkpoint_retired_keys)
 
     @property
     def admin_token_file(self) -> Path:

@@ -361,6 +361,25 @@ async def test_a_later_genuine_checkpoint_does_not_launder_a_rewrite(chain: asyn
     assert "21..40" in verdict.detail
 
 
+async def test_a_rotated_key_still_vouches_for_the_checkpoints_it_signed(chain: asyncpg.Connection) -> None:
+    """After a rotation (docs/operations.md) the old checkpoints are checked with the retired key
+    their key id names, the new ones with the new key; without the retired key they vouch for nothing."""
+    new_key = b"the key after the rotation, 2026"
+    async with chain.transaction():
+        await audit_chain.append(chain, audit_chain.AuditEvent(
+            actor_id="system", actor_name="accord audit", actor_role="system", auth_method="cli",
+            action="audit.verified", entity_type="audit_trail", entity_id="audit_events"))
+    assert await audit_chain.write_checkpoint(chain, new_key) is not None
+    verdict = await verify(chain, new_key, retired=[KEY])
+    assert (verdict.intact, verdict.checkpoints) == (True, len(CHECKPOINTS) + 1)
+    forgotten = await verify(chain, new_key)
+    assert (forgotten.intact, forgotten.kind, forgotten.first_bad_seq) == (False, "rewritten", 1)
+    # A retired key only checks: a checkpoint it did not sign is still caught.
+    await chain.execute("UPDATE audit_checkpoints SET signature = $1 WHERE seq = $2",
+                        audit_chain.checkpoint_signature(WRONG_KEY, EVENTS + 1, b"x"), EVENTS + 1)
+    assert (await verify(chain, new_key, retired=[KEY])).kind == "rewritten"
+
+
 async def test_appends_after_verification_keep_the_chain_intact(chain: asyncpg.Connection) -> None:
     for _ in range(3):
         async with chain.transaction():

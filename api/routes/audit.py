@@ -196,7 +196,7 @@ def json_ready(row: dict[str, Any]) -> dict[str, Any]:
 async def verify(request: Request, services: ServicesDep, actor: AuditorDep) -> dict:
     """Recompute the hash chain and hold it against the head and every signed checkpoint."""
     async with services.pool.acquire() as conn:
-        verdict = await audit_chain.verify(conn, services.audit_key)
+        verdict = await audit_chain.verify(conn, services.audit_key, retired=services.retired_audit_keys)
         await record_access(conn, request, actor, "audit.verified", verdict.as_dict())
     return verdict.as_dict()
 
