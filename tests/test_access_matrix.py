@@ -115,6 +115,12 @@ FAMILIES: dict[str, dict[str, str]] = {
     "webhook_lists": rule("FF", "FF", "AA", "FF", "AA"),
     # A department's calendar feed: whoever sees the department's records.
     "department_feed": rule("AF", "AA", "AF", "AA", "FF"),
+    # Importing a project list: any liaison officer, for their own department (it opens cooperations).
+    "import": rule("AA", "FF", "FF", "FF", "FF"),
+    # The portfolio report over the departments one sees: leaders, auditors and liaison officers
+    # (api/routes/reports.py); asking for a department out of one's view is a 404.
+    "report": rule("AA", "FF", "AA", "AA", "FF"),
+    "report_department": rule("AH", "FF", "AH", "AA", "FF"),
 }
 OWNER_ONLY = "owner_only"  # a message, token or feed of OWNER: theirs alone, 404 to anyone else
 PUBLIC_FAMILY = "public"  # allowed for everyone, anonymous included
@@ -176,6 +182,7 @@ class Matrix:
     message_id: str  # a message in OWNER's inbox
     calendar_version: int
     login: dict[str, str]
+    import_id: str = ""  # OWNER's import batch (a file of headers only): theirs alone
 
     def canary_tokens(self, who: Principal) -> dict[str, str]:
         """What `who` must never read, with a name for the report. Unless they see the canary's
@@ -321,10 +328,13 @@ async def matrix(app, pool: asyncpg.Pool) -> AsyncIterator[Matrix]:
             signer = await create_user(conn, f"signer-{suffix}", f"Signer {suffix}", ["auditor"], other_dept)
             await set_password(conn, signer.id, password)
         calendar_version = ok(await officer.http.get("/calendar"))["version"]
+        headers_only = "合作企业,牵头单位,项目名称,协议投资额（万元）,签约日期,责任部门,责任人\n".encode()
+        import_id = ok(await owner.http.post("/imports", files={"file": ("list.csv", headers_only, "text/csv")}),
+                       201)["id"]
 
         yield Matrix(home, canary, canary_token, hook_token, mark, principals, spare_department, spare.id,
                      secret_of(feed), secret_of(personal), own_feed["id"], own_token["id"], message_id, calendar_version,
-                     {"username": signer.username, "password": password})
+                     {"username": signer.username, "password": password}, import_id=import_id)
 
 
 # ---------------------------------------------------------------- requests: one line per route
@@ -452,6 +462,11 @@ ROUTES: dict[str, list[Ask]] = {
     "POST /projects/{project_id}/resume": [Ask("record_write", body(lambda m, t: {"comment": "Matrix resumes"}))],
     "POST /projects/{project_id}/cancel": [Ask("record_write", body(
         lambda m, t: {"reason": "Cancelled by the matrix"}, project_id=lambda m, t: t.cancel_project_id))],
+    # ---- the portfolio report
+    "GET /reports/portfolio": [Ask("report"), Ask("report_department", query(lambda m, t: {
+        "department": t.department}), "one department")],
+    "GET /reports/portfolio.xlsx": [Ask("report")],
+    "GET /reports/portfolio.csv": [Ask("report")],
     # ---- the audit trail
     "GET /audit": [Ask("audit_trail", query(lambda m, t: {"cooperation_id": t.coop_id, "limit": 5}))],
     "GET /audit/export": [Ask("audit_trail", query(lambda m, t: {"cooperation_id": t.coop_id,
@@ -536,6 +551,10 @@ ROUTES: dict[str, list[Ask]] = {
     "GET /me/tokens": [Ask("everyone")],
     "DELETE /me/tokens/{token_id}": [Ask(OWNER_ONLY)],
     "GET /me": [Ask("everyone")],
+    # ---- importing a project list (a batch is its uploader's; confirming one without rows is a 409)
+    "POST /imports": [Ask("import")],  # no file: 422 once the access check has passed
+    "GET /imports/{batch_id}": [Ask(OWNER_ONLY, at(batch_id=lambda m, t: m.import_id))],
+    "POST /imports/{batch_id}/confirm": [Ask(OWNER_ONLY, at(batch_id=lambda m, t: m.import_id))],
 }
 
 # Asked last, each on a record of its own, so they break nothing the other routes need.

@@ -45,10 +45,10 @@ def install(app: FastAPI) -> None:
 
 def _routers() -> list:
     from web.routes import (admin, admin_departments, admin_policies, admin_users, agreements, audit, cooperation_list,
-                            cooperations, dashboard, inbox, projects)
+                            cooperations, dashboard, imports, inbox, projects, reports)
 
     return [auth, dashboard, cooperation_list, cooperations, agreements, projects, inbox, audit,
-            admin, admin_users, admin_departments, admin_policies]
+            admin, admin_users, admin_departments, admin_policies, reports, imports]
 
 
 def _language(request: Request) -> str:

@@ -289,3 +289,29 @@ def _legend_milestones(y: float, left: float, _: Gettext) -> Markup:
         parts.append(_marker(state, x, y - 4))
         parts.append(_text(x + 14, y, text))
     return Markup("").join(parts)
+
+
+# ---------------------------------------------------------------- milestone punctuality (portfolio report)
+
+
+def punctuality_bars(counts: Mapping[str, int], _: Gettext, language: str) -> Markup:
+    """Milestones by punctuality: one bar per state, each with its name, its marker shape
+    (as in `milestone_timeline`: done ●, overdue ◆, open ○) and its count written out.
+
+    `counts`: "on_time", "late" (done after the due date), "open_overdue", "open" → number."""
+    width, label_right, bar_left, bar_width, count_right, row = 560, 190, 200, 300, 552, 30
+    rows = [("on_time", _("Done on time"), "done"), ("late", _("Done late"), "late"),
+            ("open_overdue", _("Open, overdue"), "late"), ("open", _("Open, not yet due"), "open")]
+    largest = max([counts.get(key, 0) for key, _label, _shape in rows] + [1])
+    parts, summary = [], []
+    for i, (key, name, shape) in enumerate(rows):
+        count, y = counts.get(key, 0), 4 + i * (row + 6)
+        summary.append(f"{name} {formats.number(count, language)}")
+        parts.append(_group(
+            _("%(state)s: %(count)s", state=name, count=formats.number(count, language)),
+            _marker(shape, 12, y + row / 2), _text(label_right, y + row / 2 + 4, _fit(name, 30), anchor="end"),
+            _rect(bar_left, y + 6, max(bar_width * count / largest, 2), row - 12, "stage"),
+            _text(count_right, y + row / 2 + 4, formats.number(count, language), "count", anchor="end"),
+        ))
+    label = _("Milestones by punctuality: %(summary)s", summary=_list(summary, language))
+    return _svg(width, 4 + len(rows) * (row + 6), label, Markup("").join(parts), "punctuality")

@@ -82,6 +82,8 @@ PAGES: list[Visit] = [
     Visit("project", project_path),
     Visit("inbox", "/inbox"),
     Visit("audit", "/audit", ("auditor",)),
+    Visit("reports", "/reports", ("leader",)),
+    Visit("imports", "/imports"),
     Visit("admin-users", "/admin/users", ADMIN),
     Visit("admin-user-new", "/admin/users/new", ADMIN),
     Visit("admin-user", user_path, ADMIN),
