@@ -91,16 +91,25 @@ def _cursor(text: str) -> int | None:
     return int(text) if text.isdigit() and 0 < int(text) < 2**63 else None
 
 
-@router.get("/audit")
-async def audit_page(request: Request, cursor: str = "") -> Response:
-    who = await viewer(request)
+async def _asked(request: Request, who: Viewer):  # noqa: ANN202  (values and filter, or the page to answer)
+    """The search the query string asks for, or the answer instead: 403 for a non-auditor, the
+    form again with its errors (422) for filters that do not parse."""
     if refused := await _refuse_non_auditor(request, who):
         return refused
     values = _typed(request)
     try:
-        f = _filter(values, who)
+        return values, _filter(values, who)
     except FormErrors as errors:
         return await _page(request, who, values, errors=errors, status_code=422)
+
+
+@router.get("/audit")
+async def audit_page(request: Request, cursor: str = "") -> Response:
+    who = await viewer(request)
+    asked = await _asked(request, who)
+    if isinstance(asked, Response):
+        return asked
+    values, f = asked
     after = _cursor(cursor)
     page = await api_audit.search(request, f, services_of(request), who.actor, limit=PAGE_SIZE, cursor=after)
     return await _page(request, who, values, events=[_row(e, who) for e in page["items"]],
@@ -121,13 +130,10 @@ async def _page(request: Request, who: Viewer, values: dict[str, str], *, events
 async def export_csv(request: Request) -> Response:
     """Every matching event as CSV (UTF-8 with BOM for Excel), named after the moment of export."""
     who = await viewer(request)
-    if refused := await _refuse_non_auditor(request, who):
-        return refused
-    values = _typed(request)
-    try:
-        f = _filter(values, who)
-    except FormErrors as errors:
-        return await _page(request, who, values, errors=errors, status_code=422)
+    asked = await _asked(request, who)
+    if isinstance(asked, Response):
+        return asked
+    _values, f = asked
     response = await api_audit.export(request, f, services_of(request), who.actor, format="csv")
     stamp = datetime.now(OFFICE_TZ).strftime("%Y%m%d-%H%M%S")
     response.headers["Content-Disposition"] = f'attachment; filename="accord-audit-{stamp}.csv"'
