@@ -150,7 +150,7 @@ class Cluster:
         if method in ("POST", "PATCH"):
             headers["Idempotency-Key"] = key
         response = None
-        for attempt in range(20):
+        for _attempt in range(20):
             which = next(turn) % len(self.apis)
             try:
                 response = await self.apis[which].request(method, path, json=body, headers=headers)
@@ -411,14 +411,14 @@ async def test_two_workers_and_two_apis_share_the_work_and_survive_a_sigterm(
                  for p in (api_1, api_2, worker_1, worker_2)]
         try:
             # ---- all four up: the APIs ready, both workers polling the task queue
-            for proc, root in zip(processes[2:], roots[:2], strict=True):
+            for root in roots[:2]:  # the APIs
                 async def api_alive(root: httpx.AsyncClient = root) -> bool:
                     return await answers(root, "/healthz")
                 await eventually(api_alive, 40)
                 async def api_ready(root: httpx.AsyncClient = root) -> bool:
                     return await answers(root, "/readyz")
                 await eventually(api_ready, 10)
-            for proc, root in zip(processes[:2], roots[2:], strict=True):
+            for root in roots[2:]:  # the workers
                 async def worker_alive(root: httpx.AsyncClient = root) -> bool:
                     return await answers(root, "/healthz")
                 await eventually(worker_alive, 40)

@@ -62,7 +62,7 @@ async def test_the_csv_export_has_the_header_and_rows_and_is_recorded(app, pool)
         rows = list(csv.reader(io.StringIO(answer.content.decode("utf-8-sig"))))
         assert rows[0] == list(COLUMNS)
         assert len(rows) == 2
-        row = dict(zip(rows[0], rows[1]))
+        row = dict(zip(rows[0], rows[1], strict=True))
         assert row["entity_id"] == entity_id and row["actor_name"] == "管理员 Admin"
         assert "高新区管委会" in row["after"]
     exports = await reads_of(pool, me.user_id, "audit.exported")
