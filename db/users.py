@@ -38,6 +38,8 @@ class User:
     """The credential's scope: a read-only token may not change anything."""
     reach: tuple[str, ...] = ()
     """The departments below the user's own (a leader's view covers them)."""
+    language: str = "zh"
+    """The pages' and the notices' language (PUT /me/notifications, the pages' language button)."""
 
     @property
     def all_roles(self) -> tuple[str, ...]:
@@ -71,7 +73,7 @@ async def create_user(conn: asyncpg.Connection, username: str, display_name: str
 
 
 _USER_COLUMNS = """
-    u.id, u.username, u.display_name, u.role, u.department,
+    u.id, u.username, u.display_name, u.role, u.department, u.language,
     coalesce((SELECT array_agg(r.role ORDER BY r.granted_at, r.role) FROM user_roles r WHERE r.user_id = u.id),
              ARRAY[u.role]) AS roles,
     coalesce((WITH RECURSIVE below AS (

@@ -71,8 +71,6 @@ async def test_switching_language_is_kept_for_the_user(app, pool):
         assert switched.status_code == 303
         page = await me.get("/")
         assert '<html lang="en">' in page.text and "Dashboard" in page.text
-        async with me.http.stream("GET", "/") as _:
-            pass
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT language FROM users WHERE id = $1", me.user_id) == "en"
 

@@ -95,16 +95,11 @@ async def viewer(request: Request) -> Viewer:
     found = await credential(request, services)
     if found is None or found.session is None:
         raise SignInRequired(here(request), expired=COOKIE in request.cookies)
-    language = language_or_default(await _language(services, found.user))
+    language = language_or_default(found.user.language)  # read with the session: no query of its own
     actor = actor_for(found.user, "session", request)
     request.state.actor = actor
     request.state.viewer_language = language  # error pages speak it too
     return Viewer(found.user, actor, found.session, language, gettext_for(language))
-
-
-async def _language(services: Services, user: User) -> str | None:
-    async with services.pool.acquire() as conn:
-        return await conn.fetchval("SELECT language FROM users WHERE id = $1", user.id)
 
 
 def check_form(request: Request, who: Viewer, sent_token: str | None) -> None:

@@ -142,19 +142,16 @@ async def record_negotiation(request: Request, cooperation_id: str) -> Response:
                                   ends_on=day(values, "ends_on"), place=text(values, "place"),
                                   participants=lines(values, "participants"),
                                   summary=values.get("summary", "").strip())
-        await api.record_negotiation(cooperation_id, body, services, who.actor, _no_precondition(), request_id)
+        await api.record_negotiation(cooperation_id, body, services, who.actor, precondition_of({}), request_id)
         return f"/cooperations/{cooperation_id}#timeline"
 
     return await perform(request, who, "negotiation", values, act, who._("Negotiation event recorded."),
                          again_on(request, who, cooperation_id))
 
 
-def _no_precondition() -> Precondition:
-    return Precondition(None, Response())
-
-
 def precondition_of(values: dict[str, str]) -> Precondition:
-    """If-Match from the form: the version of the record the form was rendered from."""
+    """If-Match from the form: the version of the record the form was rendered from (none when
+    the form carries no version: an action that adds to the record rather than edits it)."""
     return Precondition(version(values), Response())
 
 
@@ -174,7 +171,7 @@ async def create_project(request: Request, cooperation_id: str) -> Response:
                          responsible_department=text(values, "responsible_department"),
                          responsible_officer=text(values, "responsible_officer"),
                          milestones=milestone_rows(values, who))
-        await api.create_project(cooperation_id, body, services, who.actor, _no_precondition(), request_id)
+        await api.create_project(cooperation_id, body, services, who.actor, precondition_of({}), request_id)
         return f"/projects/{new_id(request_id, 'project')}"  # the id the API gave it
 
     return await perform(request, who, "project", values, act, who._("Project created with its milestones."),
