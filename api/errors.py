@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
+
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import ValidationError
+from starlette.responses import Response
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -38,6 +41,40 @@ def field_error(location: list[str | int], message: str) -> ApiError:
     return ApiError(422, [{"loc": location, "msg": message, "type": "value_error"}])
 
 
+# Every 503 says when to come back: an outage (PostgreSQL or Temporal unreachable) is not the
+# client's fault, and a retry with the same Idempotency-Key is safe.
+RETRY_AFTER_SECONDS = 5
+RETRY_AFTER = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+# What PostgreSQL being down, restarting or out of connections looks like to asyncpg. OSError
+# covers a refused or missing socket and a connect timeout (TimeoutError is an OSError).
+_OUTAGES: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,  # ConnectionDoesNotExistError, ConnectionFailureError, ...
+    asyncpg.exceptions.OperatorInterventionError,  # AdminShutdownError, CannotConnectNowError, ...
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.InterfaceError,  # "connection is closed", "pool is closing"
+    OSError,
+)
+DATABASE_UNAVAILABLE = "the database is unavailable right now; nothing was changed, retry after Retry-After"
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether `error` (or what caused it) is a dependency being unreachable, not a bug."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [error]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, _OUTAGES):
+            return True
+        if isinstance(current, BaseExceptionGroup):
+            todo.extend(current.exceptions)
+        todo += [current.__cause__, current.__context__]
+    return False
+
+
 # "Stale": an If-Match version the record has moved on from (optimistic concurrency): 412.
 _STATUS_BY_KIND = {"Refused": 409, "NotFound": 404, "Invalid": 422, "Stale": 412, "Forbidden": 403}
 
@@ -57,7 +94,26 @@ def is_closed_workflow(error: RPCError) -> bool:
 
 
 async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status,
+                        headers=RETRY_AFTER if exc.status == 503 else None)
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    """PostgreSQL unreachable while a route ran: 503 with Retry-After, never a 500."""
+    if not is_outage(exc):
+        raise exc
+    log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+    return JSONResponse({"detail": DATABASE_UNAVAILABLE}, status_code=503, headers=RETRY_AFTER)
+
+
+async def _unhandled(request: Request, exc: Exception) -> Response:
+    """Starlette's last resort (ServerErrorMiddleware), outside every middleware: an outage met in a
+    middleware (the token lookup, the Idempotency-Key claim) is a 503 with Retry-After too; anything
+    else stays the plain 500 Starlette answers by default."""
+    if is_outage(exc):
+        log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+        return JSONResponse({"detail": DATABASE_UNAVAILABLE}, status_code=503, headers=RETRY_AFTER)
+    return PlainTextResponse("Internal Server Error", status_code=500)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -78,7 +134,7 @@ async def _rpc_error(request: Request, exc: RPCError) -> JSONResponse:
                             status_code=429, headers={"Retry-After": "1"})
     log.error("Temporal call failed: %s (%s)", exc, exc.status)
     return JSONResponse({"detail": "the workflow service is unavailable; nothing was changed, try again"},
-                        status_code=503)
+                        status_code=503, headers=RETRY_AFTER)
 
 
 async def _domain_error(request: Request, exc: DomainError) -> JSONResponse:
@@ -112,7 +168,8 @@ ERROR_ANSWERS = {
     "422": "Malformed input, field by field (`detail[].loc`), a bad Idempotency-Key, or JSON nested too deep.",
     "429": "Too many actions in flight on one record, or too many failed sign-ins; nothing was changed, retry "
            "after Retry-After.",
-    "503": "Temporal or PostgreSQL unreachable, or the database refused the record; nothing was changed, retry.",
+    "503": "Temporal or PostgreSQL unreachable, or the database refused the record; nothing was changed, retry "
+           "after Retry-After (seconds).",
 }
 _BODY_METHODS = {"post", "put", "patch", "delete"}
 
@@ -168,3 +225,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(ValidationError, _model_error)  # type: ignore[arg-type]
     app.add_exception_handler(RPCError, _rpc_error)  # type: ignore[arg-type]
+    for outage in _OUTAGES:
+        app.add_exception_handler(outage, _database_unavailable)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unhandled)  # Starlette hands this one to ServerErrorMiddleware
