@@ -29,10 +29,14 @@ clean:
 # otherwise; ACCORD_BENCH_KEEP=DIR keeps the dataset there for the next run.
 # Then reminders: 10 cooperations x 100 projects x 10 milestones due at one instant, unless
 # ACCORD_BENCH_COOPERATIONS / _PROJECTS / _MILESTONES say otherwise.
+# Then staff actions, lifecycles and reads against the floor (bench/lifecycle.py): lifecycles
+# 8,16,64 at 1,8,64 concurrent clients and reads at 1k,10k,100k cooperations unless
+# ACCORD_BENCH_LIFECYCLES / _CLIENTS / _READ_SIZES (comma-separated) say otherwise.
 .PHONY: bench
 bench: $(STAMP)
 	$(BIN)/python -m bench.audit --events $(or $(ACCORD_BENCH_EVENTS),10000000) $(if $(ACCORD_BENCH_KEEP),--keep $(ACCORD_BENCH_KEEP))
 	$(BIN)/python -m bench.reminders $(if $(ACCORD_BENCH_COOPERATIONS),--cooperations $(ACCORD_BENCH_COOPERATIONS)) $(if $(ACCORD_BENCH_PROJECTS),--projects $(ACCORD_BENCH_PROJECTS)) $(if $(ACCORD_BENCH_MILESTONES),--milestones $(ACCORD_BENCH_MILESTONES))
+	$(BIN)/python -m bench.lifecycle $(if $(ACCORD_BENCH_CLIENTS),--concurrency $(ACCORD_BENCH_CLIENTS)) $(if $(ACCORD_BENCH_LIFECYCLES),--lifecycles $(ACCORD_BENCH_LIFECYCLES)) $(if $(ACCORD_BENCH_READ_SIZES),--read-sizes $(ACCORD_BENCH_READ_SIZES))
 
 # The API fuzzer at length (tests/test_api_fuzz.py): Schemathesis with ACCORD_FUZZ_EXAMPLES examples
 # per operation and generation mode (100 unless set) and the whole hostile corpus on every operation;
