@@ -7,6 +7,7 @@
     accord user create   create a user and print an API token
     accord user set-password   set a user's password (sign-in at POST /api/v1/auth/login)
     accord demo          drive the Mianyang / Boao Zhongheng case through a running API
+    accord reconcile     compare the read model with the workflows' state (--repair: rewrite it from them)
 """
 
 from __future__ import annotations
@@ -452,6 +453,39 @@ def cmd_reminders_resync(args: argparse.Namespace) -> None:
     asyncio.run(main())
 
 
+def cmd_reconcile(args: argparse.Namespace) -> None:
+    """Compare every workflow's state with its read-model rows (runtime/reconcile.py); print each
+    difference; exit 1 when any remains. --repair rewrites the differing rows from the workflow
+    (audited as `readmodel.repaired`), then compares again."""
+
+    async def main() -> int:
+        from db.pool import create_pool
+        from runtime.connections import require
+        from runtime.reconcile import reconcile
+        from runtime.temporal import connect_with
+
+        settings = get_settings()
+        database_url, address = require(settings)
+        pool = await create_pool(args.database_url or database_url, max_size=4)
+        try:
+            client = await connect_with(settings, address)
+            scope = dict(task_queue=settings.task_queue, cooperation_ids=args.cooperation or None)
+            report = await reconcile(pool, client, repair=args.repair, **scope)
+            for difference in report.differences:
+                print(difference)
+            print(report.summary(), flush=True)
+            if args.repair and report.repaired:
+                report = await reconcile(pool, client, **scope)
+                for difference in report.differences:
+                    print(difference)
+                print("after the repair:", report.summary(), flush=True)
+            return 0 if report.clean else 1
+        finally:
+            await pool.close()
+
+    raise SystemExit(asyncio.run(main()))
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -498,6 +532,13 @@ def build_parser() -> argparse.ArgumentParser:
         dest="reminders_command", required=True)
     reminders.add_parser("resync", help="make every open project reload policies and calendar").set_defaults(
         func=cmd_reminders_resync)
+    reconcile = sub.add_parser("reconcile", help="compare every workflow's state with the read model (exit 1 on "
+                               "a difference); --repair rewrites the read model from the workflows")
+    reconcile.add_argument("--repair", action="store_true", help="rewrite differing rows from the workflow (audited)")
+    reconcile.add_argument("--cooperation", action="append", metavar="ID",
+                           help="only this cooperation and its projects (repeatable)")
+    reconcile.add_argument("--database-url", help="as the database owner (default: ACCORD_DATABASE_URL)")
+    reconcile.set_defaults(func=cmd_reconcile)
     demo = sub.add_parser("demo", help="drive the seed case through the API")
     demo.add_argument("--url", help="API base URL (default http://127.0.0.1:8000)")
     demo.add_argument("--database-url", help="to create the demo's people (default: that of `make run`)")
