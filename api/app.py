@@ -12,9 +12,8 @@ from api import errors, request_log
 from api.audit_log import AttemptAuditMiddleware
 from api.hardening import RequestLimitsMiddleware, add_security_headers
 from api.idempotency import IdempotencyMiddleware
-from api.routes import (admin, audit, cooperations, feeds, health, imports, inbox, organizations, projects, reminders,
-                        reports, tokens,
-                        webhooks)
+from api.routes import (admin, audit, cooperations, documents, feeds, health, imports, inbox, organizations, projects,
+                        reminders, reports, tokens, webhooks)
 from api.routes import auth as sign_in
 from api.services import ActorDep, Services
 from domain.audit import Actor
@@ -83,7 +82,8 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.include_router(health.router)  # GET /readyz (PostgreSQL, migrations, Temporal) and GET /metrics
 
     v1 = APIRouter(prefix="/api/v1")
-    for router in (organizations.router, cooperations.router, projects.router, audit.router, audit.as_of_router,
+    for router in (organizations.router, cooperations.router, documents.router, projects.router, audit.router,
+                   audit.as_of_router,
                    reminders.router, admin.router, inbox.router, webhooks.router, feeds.router, reports.router,
                    imports.router,
                    feeds.public_router, sign_in.router, tokens.router):

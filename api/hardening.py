@@ -18,6 +18,7 @@ from typing import Any
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from api.uploads import MULTIPART_SLACK, is_upload
 
 # ---------------------------------------------------------------- security headers
 
@@ -177,6 +178,9 @@ class RequestLimitsMiddleware:
             return
         services = _services(scope)
         limit = getattr(services, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
+        streamed = is_upload(scope["method"], scope["path"])
+        if streamed:  # a document upload: streamed to the store by its route, never read whole here
+            limit = getattr(services, "document_max_bytes", limit) + MULTIPART_SLACK
         max_depth = getattr(services, "max_json_depth", DEFAULT_MAX_JSON_DEPTH)
         headers = _headers(scope["headers"], (b"content-length", b"content-type", b"transfer-encoding"))
         length = headers.get(b"content-length")
@@ -187,8 +191,9 @@ class RequestLimitsMiddleware:
             if int(length) > limit:
                 await _refuse(scope, send, 413, _too_large(limit), unread_body=True)
                 return
-        if scope["method"] not in _BODY_METHODS and length is None and b"transfer-encoding" not in headers:
-            await self.app(scope, receive, send)  # no body to check
+        if streamed or (scope["method"] not in _BODY_METHODS and length is None
+                        and b"transfer-encoding" not in headers):
+            await self.app(scope, receive, send)  # no body to check, or one its route counts itself
             return
 
         chunks, size = [], 0

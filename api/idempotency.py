@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import COOKIE, acting_user, bearer_token
+from api.uploads import is_upload
 from db import idempotency
 
 MAX_KEY_LENGTH = 200
@@ -32,7 +33,8 @@ class IdempotencyMiddleware:
             return
         state = scope.setdefault("state", {})
         state["request_id"] = uuid.uuid4().hex  # every request has one; audit events carry it
-        if scope["method"] not in ("POST", "PATCH"):
+        if scope["method"] not in ("POST", "PATCH") or is_upload(scope["method"], scope["path"]):
+            # An upload is not read whole to fingerprint it: it is idempotent by its content instead.
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from domain.cooperation import AgreementKind, CooperationDetails, NegotiationDetails, NegotiationKind, Stage
+from domain.documents import DocumentRef
 from domain.project import ProjectStatus
 from domain.types import Identifier, Money, Name, PositiveMoney, ShortText
 
@@ -115,10 +116,14 @@ class AgreementEdit(Body):
 
 class ReviewDecisionIn(Body):
     comment: ShortText | None = None
+    draft_version: int | None = Field(default=None, ge=1, description=(
+        "The version of the agreement's draft document the reviewer decided on; the latest one if not given"))
 
 
 class RejectionIn(Body):
     comment: ShortText
+    draft_version: int | None = Field(default=None, ge=1, description=(
+        "The version of the agreement's draft document the reviewer decided on; the latest one if not given"))
 
 
 class SignatureIn(Body):
@@ -126,6 +131,14 @@ class SignatureIn(Body):
     signed_on: date
     signatory_name: Name | None = None
     signatory_title: Name | None = None
+    signed_original_version: int | None = Field(default=None, ge=1, description=(
+        "The version of the agreement's signed-original document signed; the latest one if not given. "
+        "The last signature seals it into the record."))
+
+
+class SealIn(Body):
+    signed_original_version: int | None = Field(default=None, ge=1, description=(
+        "The version of the agreement's signed original to seal; the latest one if not given"))
 
 
 class MilestoneIn(Body):
@@ -217,6 +230,7 @@ class SignatureView(BaseModel):
     signatory_title: str
     signed_on: date
     recorded_by: str
+    document: DocumentRef | None = None
 
 
 class AgreementView(BaseModel):
@@ -232,6 +246,7 @@ class AgreementView(BaseModel):
     unsigned_parties: list[str]
     signed_on: date | None
     revision: int
+    signed_document: DocumentRef | None = None
 
 
 class MilestoneView(BaseModel):

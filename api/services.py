@@ -15,6 +15,7 @@ from temporalio.client import Client
 
 from api.auth import SAFE_METHODS as SAFE_METHODS  # re-exported: defined with the rest of authentication
 from api.auth import COOKIE, AuthConfig, require_actor
+from documents.storage import BlobStore
 from domain.audit import OFFICE_TZ, Actor
 
 
@@ -40,6 +41,9 @@ class Services:
     environment: str = "development"  # "production": no /docs or /redoc
     max_body_bytes: int = 1024 * 1024
     max_json_depth: int = 32
+    # Agreement documents (documents/storage.py): None answers 503 on every document route.
+    documents: BlobStore | None = None
+    document_max_bytes: int = 512 * 1024 * 1024
 
 
 def get_services(request: Request) -> Services:

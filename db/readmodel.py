@@ -9,6 +9,7 @@ model only moves forward.
 from __future__ import annotations
 
 import asyncpg
+from pydantic import BaseModel
 
 from db.audit_chain import AuditEvent, append
 from domain.cooperation import CooperationState
@@ -114,27 +115,33 @@ async def _upsert_cooperation_children(conn: asyncpg.Connection, s: CooperationS
     await conn.executemany(
         """
         INSERT INTO agreements (id, cooperation_id, kind, title, status, parties, review_steps, review_log,
-            signed_on, revision)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            signed_on, revision, signed_document)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
         ON CONFLICT (cooperation_id, id) DO UPDATE SET
             title = EXCLUDED.title, status = EXCLUDED.status, parties = EXCLUDED.parties,
             review_steps = EXCLUDED.review_steps, review_log = EXCLUDED.review_log,
-            signed_on = EXCLUDED.signed_on, revision = EXCLUDED.revision
+            signed_on = EXCLUDED.signed_on, revision = EXCLUDED.revision,
+            signed_document = EXCLUDED.signed_document
         """,
         [(a.agreement_id, s.cooperation_id, a.kind.value, a.title, a.status.value,
           [p.model_dump(mode="json") for p in a.parties], [r.model_dump(mode="json") for r in a.review_steps],
-          [d.model_dump(mode="json") for d in a.review_log], a.signed_on, a.revision) for a in s.agreements],
+          [d.model_dump(mode="json") for d in a.review_log], a.signed_on, a.revision,
+          _json_or_none(a.signed_document)) for a in s.agreements],
     )
     await conn.executemany(
         """
         INSERT INTO signatures (cooperation_id, agreement_id, organization_id, signatory_name, signatory_title,
-            signed_on, recorded_by)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
+            signed_on, recorded_by, document)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
         ON CONFLICT (cooperation_id, agreement_id, organization_id) DO NOTHING
         """,
         [(s.cooperation_id, a.agreement_id, sig.organization_id, sig.signatory_name, sig.signatory_title, sig.signed_on,
-          sig.recorded_by) for a in s.agreements for sig in a.signatures],
+          sig.recorded_by, _json_or_none(sig.document)) for a in s.agreements for sig in a.signatures],
     )
+
+
+def _json_or_none(model: BaseModel | None) -> dict | None:
+    return model.model_dump(mode="json") if model is not None else None
 
 
 async def _insert_new_project(conn: asyncpg.Connection, p: NewProject) -> None:

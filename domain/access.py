@@ -36,7 +36,7 @@ SYSTEM = "system"
 
 COOPERATION_EDITS = frozenset({
     "create_cooperation", "record_negotiation", "draft_agreement", "edit_agreement", "submit_agreement",
-    "sign_agreement", "create_project", "terminate",
+    "sign_agreement", "seal_signed_original", "create_project", "terminate",
 })
 PROJECT_EDITS = frozenset({
     "add_milestone", "move_milestone", "complete_milestone", "record_investment", "suspend", "resume", "cancel",
@@ -143,6 +143,22 @@ def check_create_cooperation(actor: Actor, department: str | None) -> None:
         raise Forbidden("only a liaison officer may open a cooperation")
     if department != actor.department:
         raise Forbidden(f"a liaison officer opens cooperations for their own department ({actor.department})")
+
+
+def check_document_upload(actor: Actor, kind: str, department: str | None, what: str = "cooperation") -> None:
+    """Who may add a document (or a version) to a cooperation of `department`.
+
+    The cooperation's liaison officers keep its documents; a reviewer or a leader over the
+    department who decides review steps may add review comments."""
+    check_visible(actor, [department], what)
+    roles = roles_of(actor)
+    if LIAISON_OFFICER in roles and department == actor.department:
+        return
+    if kind == "review_comments" and (REVIEWER in roles or (LEADER in roles and department in reach_of(actor))):
+        return
+    if kind == "review_comments":
+        raise Forbidden("review comments are added by the cooperation's liaison officers, reviewers and its leaders")
+    raise Forbidden("only a liaison officer of the cooperation's department may add its documents")
 
 
 def check_project_command(actor: Actor, kind: str, departments: Iterable[str | None],

@@ -16,6 +16,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, Field, model_validator
 
 from domain.audit import ActionContext, Change, change_of
+from domain.documents import DocumentKind, DocumentRef
 from domain.errors import Invalid, NotFound, Refused, check_record_size
 from domain.project import MilestoneSpec, ProjectStatus
 from domain.templates import DEFAULT_REVIEW_CHAIN
@@ -99,6 +100,7 @@ class ReviewStep(BaseModel):
     decided_by: str | None = None
     decided_at: datetime | None = None
     comment: str | None = None
+    document: DocumentRef | None = None  # the draft version the step approved
 
 
 class ReviewDecision(BaseModel):
@@ -109,6 +111,7 @@ class ReviewDecision(BaseModel):
     by: str
     at: datetime
     comment: str | None = None
+    document: DocumentRef | None = None  # the draft version decided on
 
 
 class Signature(BaseModel):
@@ -117,6 +120,7 @@ class Signature(BaseModel):
     signatory_title: str
     signed_on: date
     recorded_by: str
+    document: DocumentRef | None = None  # the signed original this signature was recorded with
 
 
 class Agreement(BaseModel):
@@ -132,6 +136,8 @@ class Agreement(BaseModel):
     revision: int = 1
     authors: list[str] = Field(default_factory=list)
     """User ids of whoever drafted or edited it: they may not decide its review steps."""
+    signed_document: DocumentRef | None = None
+    """The signed original, sealed: set by the last signature or by `seal_signed_original`, never replaced."""
 
     def current_step(self) -> ReviewStep | None:
         return next((s for s in self.review_steps if s.status == StepStatus.pending), None)
@@ -276,6 +282,7 @@ class DecideReviewStep(BaseModel):
     step: Name
     decision: Literal["approve", "reject"]
     comment: ShortText | None = None
+    document: DocumentRef | None = None  # the draft version the reviewer read (the API fills in the latest)
 
     @model_validator(mode="after")
     def _reject_needs_comment(self) -> DecideReviewStep:
@@ -292,6 +299,17 @@ class SignAgreement(BaseModel):
     # Defaults to the party's designated signatory; set when someone else signs on its behalf.
     signatory_name: Name | None = None
     signatory_title: Name | None = None
+    # The signed original as uploaded so far (the API fills in the latest version, if any); the
+    # last signature seals it into the agreement.
+    document: DocumentRef | None = None
+
+
+class SealSignedOriginal(BaseModel):
+    """Seal the signed original of an agreement signed before its scan was uploaded."""
+
+    kind: Literal["seal_signed_original"] = "seal_signed_original"
+    agreement_id: Identifier
+    document: DocumentRef
 
 
 class CreateProject(BaseModel):
@@ -329,6 +347,7 @@ CooperationCommand = Annotated[
         SubmitAgreement,
         DecideReviewStep,
         SignAgreement,
+        SealSignedOriginal,
         CreateProject,
         TerminateCooperation,
         ProjectClosed,
@@ -442,14 +461,17 @@ def _decide_review_step(state: CooperationState, cmd: DecideReviewStep, ctx: Act
         if cmd.step not in {s.name for s in agreement.review_steps}:
             raise NotFound(f"the review chain has no step named {cmd.step!r}")
         raise Refused(f"step {cmd.step!r} is not the current one; the agreement waits for {step.name!r}")
+    _check_document(agreement, cmd.document, DocumentKind.draft)
     before = agreement.model_copy(deep=True)
     decision = "approved" if cmd.decision == "approve" else "rejected"
     agreement.review_log.append(
-        ReviewDecision(step=step.name, decision=decision, by=ctx.actor.name, at=ctx.now, comment=cmd.comment)
+        ReviewDecision(step=step.name, decision=decision, by=ctx.actor.name, at=ctx.now, comment=cmd.comment,
+                       document=cmd.document)
     )
     if cmd.decision == "approve":
         step.status = StepStatus.approved
         step.decided_by, step.decided_at, step.comment = ctx.actor.name, ctx.now, cmd.comment
+        step.document = cmd.document
         if agreement.current_step() is None:
             agreement.status = AgreementStatus.approved
     else:
@@ -472,6 +494,7 @@ def _sign_agreement(state: CooperationState, cmd: SignAgreement, ctx: ActionCont
         raise Refused(f"{party.organization_name} has already signed this agreement")
     if cmd.signed_on > ctx.today():
         raise Invalid("signed_on is in the future")
+    _check_document(agreement, cmd.document, DocumentKind.signed_original)
     before = agreement.model_copy(deep=True)
     agreement.signatures.append(
         Signature(
@@ -480,15 +503,39 @@ def _sign_agreement(state: CooperationState, cmd: SignAgreement, ctx: ActionCont
             signatory_title=cmd.signatory_title or party.signatory_title,
             signed_on=cmd.signed_on,
             recorded_by=ctx.actor.name,
+            document=cmd.document,
         )
     )
     action = "agreement.party_signed"
     if len(agreement.signatures) == len(agreement.parties):
         agreement.status = AgreementStatus.signed
         agreement.signed_on = max(s.signed_on for s in agreement.signatures)
+        agreement.signed_document = cmd.document  # sealed: the fingerprint is now in the signing event
         action = "agreement.signed"
         _advance_stage_on_signing(state, agreement)
     return change_of(action, "agreement", agreement.agreement_id, before, agreement)
+
+
+def _seal_signed_original(state: CooperationState, cmd: SealSignedOriginal, ctx: ActionContext) -> Change:
+    agreement = state.agreement(cmd.agreement_id)
+    if agreement.status != AgreementStatus.signed:
+        raise Refused(f"agreement is {agreement.status.value}; the last signature seals its signed original")
+    if agreement.signed_document is not None:
+        raise Refused(f"the signed original is already sealed: {agreement.signed_document.label()}")
+    _check_document(agreement, cmd.document, DocumentKind.signed_original)
+    before = agreement.model_copy(deep=True)
+    agreement.signed_document = cmd.document
+    return change_of("agreement.original_sealed", "agreement", agreement.agreement_id, before, agreement)
+
+
+def _check_document(agreement: Agreement, document: DocumentRef | None, kind: DocumentKind) -> None:
+    """A review decides on a draft of this agreement; a signature is given on its signed original."""
+    if document is None:
+        return
+    if document.kind != kind:
+        raise Invalid(f"{document.label()} is a {document.kind.value} document, not a {kind.value}")
+    if document.agreement_id != agreement.agreement_id:
+        raise Invalid(f"{document.label()} belongs to another agreement")
 
 
 def _advance_stage_on_signing(state: CooperationState, agreement: Agreement) -> None:
@@ -540,6 +587,7 @@ _HANDLERS = {
     SubmitAgreement: _submit_agreement,
     DecideReviewStep: _decide_review_step,
     SignAgreement: _sign_agreement,
+    SealSignedOriginal: _seal_signed_original,
     CreateProject: _create_project,
     TerminateCooperation: _terminate,
     ProjectClosed: _project_closed,

@@ -13,6 +13,8 @@ from activities.reminders import ReminderConfig
 from api.services import Services
 from channels.email import SmtpSettings
 from db.pool import create_pool
+from documents.s3 import S3Store
+from documents.storage import BlobStore, LocalStore
 from runtime.settings import Settings, get_settings
 from runtime.temporal import connect_with
 
@@ -37,11 +39,26 @@ async def open_services(settings: Settings | None = None) -> AsyncIterator[Servi
     settings = settings or get_settings()
     database_url, temporal_address = require(settings)
     pool = await create_pool(database_url, max_size=settings.database_pool_size)
+    services = None
     try:
         client = await connect_with(settings, temporal_address)
-        yield services_for(settings, pool, client, require_audit_key(settings))
+        services = services_for(settings, pool, client, require_audit_key(settings))
+        yield services
     finally:
+        if services is not None and isinstance(services.documents, S3Store):
+            await services.documents.close()
         await pool.close()
+
+
+def open_document_store(settings: Settings) -> BlobStore:
+    """The document store the settings name: a local directory, or an S3-compatible bucket."""
+    if settings.document_store == "local":
+        return LocalStore(settings.resolved_document_dir())
+    if not (settings.s3_endpoint and settings.s3_access_key and settings.s3_secret_key):
+        raise SystemExit("ACCORD_DOCUMENT_STORE=s3 needs ACCORD_S3_ENDPOINT, ACCORD_S3_ACCESS_KEY and "
+                         "ACCORD_S3_SECRET_KEY")
+    return S3Store(settings.s3_endpoint, settings.s3_bucket, settings.s3_access_key,
+                   settings.s3_secret_key.get_secret_value(), region=settings.s3_region, prefix=settings.s3_prefix)
 
 
 def services_for(settings: Settings, pool: asyncpg.Pool, client: Client, audit_key: bytes,
@@ -52,7 +69,8 @@ def services_for(settings: Settings, pool: asyncpg.Pool, client: Client, audit_k
                     leadership_department=settings.leadership_department, calendar_name=settings.reminder_calendar,
                     email_enabled=bool(settings.smtp_host) if email_enabled is None else email_enabled,
                     environment=settings.environment, max_body_bytes=settings.max_body_bytes,
-                    max_json_depth=settings.max_json_depth, retired_audit_keys=settings.retired_audit_keys())
+                    max_json_depth=settings.max_json_depth, retired_audit_keys=settings.retired_audit_keys(),
+                    documents=open_document_store(settings), document_max_bytes=settings.document_max_bytes)
 
 
 def reminder_config(settings: Settings, smtp_port: int | None = None) -> ReminderConfig:

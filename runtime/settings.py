@@ -101,6 +101,19 @@ class Settings(BaseSettings):
     otel_endpoint: str | None = None
     otel_service_name: str = "accord"
 
+    # Agreement documents (README "Agreement documents"): where their bytes live, and the largest
+    # file taken (413 beyond). "local" keeps them under document_dir (default <data_dir>/documents);
+    # "s3" in a bucket of any S3-compatible service (path-style addressing, SigV4).
+    document_store: Literal["local", "s3"] = "local"
+    document_dir: Path | None = None
+    document_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024, le=5 * 1024**3)
+    s3_endpoint: str | None = None  # e.g. https://s3.cn-north-1.amazonaws.com.cn or http://minio:9000
+    s3_bucket: str = "accord-documents"
+    s3_region: str = "us-east-1"
+    s3_prefix: str = "documents/"
+    s3_access_key: str | None = None
+    s3_secret_key: SecretStr | None = None
+
     data_dir: Path = Path(".data")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -140,6 +153,9 @@ class Settings(BaseSettings):
 
     def retired_audit_keys(self) -> tuple[bytes, ...]:
         return tuple(k.get_secret_value().encode() for k in self.audit_checkpoint_retired_keys)
+
+    def resolved_document_dir(self) -> Path:
+        return (self.document_dir or self.data_dir / "documents").resolve()
 
     @property
     def admin_token_file(self) -> Path:

@@ -123,15 +123,26 @@ class ApiUser:
     http: httpx.AsyncClient
 
 
+@pytest.fixture(scope="session")
+def document_dir() -> Iterator[Path]:
+    """The session app's document store: a local directory, as under `make run`."""
+    folder = Path(tempfile.mkdtemp(prefix="accord-test-documents-"))
+    yield folder
+    for path in folder.rglob("*"):  # stored blobs are read-only
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def app(client: Client, pool: asyncpg.Pool):
+async def app(client: Client, pool: asyncpg.Pool, document_dir: Path):
     from api.app import create_app
     from api.services import Services
+    from documents.storage import LocalStore
 
     return create_app(Services(pool=pool, client=client, task_queue=TASK_QUEUE, audit_key=AUDIT_KEY,
                                public_url="http://accord.test", reminder_hour=0, reminder_until_hour=24,
                                leadership_department="Leadership office (tests)", email_enabled=True,
-                               calendar_name=ALWAYS_OPEN))
+                               calendar_name=ALWAYS_OPEN, documents=LocalStore(document_dir)))
 
 
 # The department the API tests work in (tests/test_api_support.py opens cooperations for it),

@@ -41,6 +41,7 @@ from api.services import office_today
 from db.passwords import set_password
 from db.users import create_user
 from tests.conftest import LEGAL_DEPARTMENT, new_id, user_client
+from tests.document_files import docx
 from tests.test_api_support import (
     FRAMEWORK_SIGNED_ON,
     INVESTMENT_SIGNED_ON,
@@ -121,6 +122,9 @@ FAMILIES: dict[str, dict[str, str]] = {
     # (api/routes/reports.py); asking for a department out of one's view is a 404.
     "report": rule("AA", "FF", "AA", "AA", "FF"),
     "report_department": rule("AH", "FF", "AH", "AA", "FF"),
+    # Adding a document: liaison officers of the department; reviewers and leaders over it add
+    # review comments (so the access check lets them through; the kind is checked with the body).
+    "document_upload": rule("AH", "AA", "AH", "FF", "HH"),
 }
 OWNER_ONLY = "owner_only"  # a message, token or feed of OWNER: theirs alone, 404 to anyone else
 PUBLIC_FAMILY = "public"  # allowed for everyone, anonymous included
@@ -163,6 +167,7 @@ class Target:
     project_id: str = ""  # milestones m1 (moved), m2 (completed), m3 (kept)
     cancel_project_id: str = ""  # cancelled by the matrix
     webhook_id: str = ""
+    document_id: str = ""  # the draft agreement's draft document, version 1
 
 
 @dataclass
@@ -247,6 +252,10 @@ async def build_target(officer: httpx.AsyncClient, reviewer: httpx.AsyncClient, 
     t.review_id = await coop.draft(investment_body(w, title=f"Under review {label}"))
     await coop.post(f"/agreements/{t.review_id}/submit")
     t.draft_id = await coop.draft(investment_body(w, title=f"Draft {label}"))
+    t.document_id = ok(await officer.post(f"/cooperations/{coop.id}/documents",
+                                          data={"kind": "draft", "agreement_id": t.draft_id},
+                                          files={"file": (f"Draft {label}.docx", docx([f"Clause of {label}"]))}),
+                       201)["document"]["id"]
     project = {"title": f"Project {label}", "responsible_department": department,
                "responsible_officer": f"Officer {label}", "milestones": milestones(label, due, last_owner)}
     t.project_id = await coop.add_project(**project)
@@ -428,6 +437,17 @@ ROUTES: dict[str, list[Ask]] = {
         t.investment_id, responsible_department=t.department, milestones=milestones("matrix", HOME_DUE))))],
     "POST /cooperations/{cooperation_id}/terminate": [Ask("record_write", body(
         lambda m, t: {"reason": "Ended by the matrix"}, cooperation_id=lambda m, t: t.term_coop_id))],
+    # ---- documents (uploads are multipart: with no body, whoever passes the access check gets 422)
+    "POST /cooperations/{cooperation_id}/documents": [Ask("document_upload")],
+    "POST /cooperations/{cooperation_id}/documents/{document_id}/versions": [Ask("document_upload")],
+    "GET /cooperations/{cooperation_id}/documents": [Ask("record_read")],
+    "GET /cooperations/{cooperation_id}/documents/{document_id}": [Ask("record_read")],
+    "GET /cooperations/{cooperation_id}/documents/{document_id}/versions/{version}/content": [Ask("record_read")],
+    "GET /cooperations/{cooperation_id}/documents/{document_id}/versions/{version}/verify": [Ask("record_read")],
+    "GET /cooperations/{cooperation_id}/documents/{document_id}/compare": [Ask("record_read", query(
+        lambda m, t: {"from": 1, "to": 1}))],
+    # The agreement in review has no signed original: whoever passes gets 409.
+    "POST /cooperations/{cooperation_id}/agreements/{agreement_id}/seal": [Ask("record_write")],
     # ---- review decisions (on the agreement in review; a decided step is a 409 for the next one)
     "POST /cooperations/{cooperation_id}/agreements/{agreement_id}/review-steps/{step}/approve": [
         Ask("legal_decision", body(lambda m, t: {"comment": "Matrix approves"}, step="legal_review"),
@@ -569,7 +589,7 @@ def default_path(m: Matrix, t: Target) -> dict[str, Any]:
             "project_id": t.project_id, "milestone_id": "m1", "organization_id": t.w.gov_id,
             "name": m.spare_department, "user_id": m.spare_user_id, "webhook_id": t.webhook_id,
             "feed_id": m.feed_id, "message_id": m.message_id, "token_id": m.token_id, "secret": m.feed_secret,
-            "year": PREVIEW_YEAR}
+            "year": PREVIEW_YEAR, "document_id": t.document_id, "version": 1}
 
 
 # ---------------------------------------------------------------- the route table

@@ -32,6 +32,7 @@ from api.schemas import (
     TerminationIn,
 )
 from api.services import ActorDep, RequestIdDep, Services, ServicesDep, new_id, office_today
+from api.routes.documents import document_ref
 from api.writes import cooperation_action, counted
 from db import audit_queries, queries
 from db.audit_queries import AuditFilter
@@ -52,6 +53,7 @@ from domain.cooperation import (
     SubmitAgreement,
     TerminateCooperation,
 )
+from domain.documents import DocumentKind
 from domain.project import MilestoneSpec
 from domain.templates import DEFAULT_REVIEW_CHAIN, default_milestone_dates
 from domain.types import Identifier, Name
@@ -229,9 +231,13 @@ async def submit_agreement(cooperation_id: Identifier, agreement_id: Identifier,
 async def approve_step(cooperation_id: Identifier, agreement_id: Identifier, step: Name,
                        services: ServicesDep, actor: ActorDep, precondition: IfMatchDep, request_id: RequestIdDep,
                        body: ReviewDecisionIn | None = None) -> CooperationState:
-    """Approve the current review step; after the last one the agreement is ready to sign."""
+    """Approve the current review step; after the last one the agreement is ready to sign.
+
+    The step records the draft version approved (`draft_version`, or the latest uploaded)."""
+    document = await document_ref(services, actor, "decide_review_step", cooperation_id, agreement_id,
+                                  DocumentKind.draft, body.draft_version if body else None, "draft_version", step)
     command = DecideReviewStep(agreement_id=agreement_id, step=step, decision="approve",
-                               comment=body.comment if body else None)
+                               comment=body.comment if body else None, document=document)
     return await cooperation_action(services, cooperation_id, actor, command, request_id, precondition)
 
 
@@ -241,7 +247,10 @@ async def reject_step(cooperation_id: Identifier, agreement_id: Identifier, step
                       services: ServicesDep, actor: ActorDep, precondition: IfMatchDep,
                       request_id: RequestIdDep) -> CooperationState:
     """Reject the current review step with a comment; the agreement returns to draft."""
-    command = DecideReviewStep(agreement_id=agreement_id, step=step, decision="reject", comment=body.comment)
+    document = await document_ref(services, actor, "decide_review_step", cooperation_id, agreement_id,
+                                  DocumentKind.draft, body.draft_version, "draft_version", step)
+    command = DecideReviewStep(agreement_id=agreement_id, step=step, decision="reject", comment=body.comment,
+                               document=document)
     return await cooperation_action(services, cooperation_id, actor, command, request_id, precondition)
 
 
@@ -249,8 +258,14 @@ async def reject_step(cooperation_id: Identifier, agreement_id: Identifier, step
 async def sign_agreement(cooperation_id: Identifier, agreement_id: Identifier, body: SignatureIn,
                          services: ServicesDep, actor: ActorDep, precondition: IfMatchDep,
                          request_id: RequestIdDep) -> CooperationState:
-    """Record one party's signature; when every party has signed, the agreement is signed."""
-    command = SignAgreement(agreement_id=agreement_id, **body.model_dump())
+    """Record one party's signature; when every party has signed, the agreement is signed.
+
+    The signature records the signed original uploaded so far (`signed_original_version`, or the
+    latest); the last signature seals it into the agreement, its signing event and the audit chain."""
+    document = await document_ref(services, actor, "sign_agreement", cooperation_id, agreement_id,
+                                  DocumentKind.signed_original, body.signed_original_version, "signed_original_version")
+    command = SignAgreement(agreement_id=agreement_id, document=document,
+                            **body.model_dump(exclude={"signed_original_version"}))
     return await cooperation_action(services, cooperation_id, actor, command, request_id, precondition)
 
 
