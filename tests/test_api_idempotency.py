@@ -191,7 +191,9 @@ async def test_project_actions_retried_apply_once(api, pool: asyncpg.Pool) -> No
                                  headers={"Idempotency-Key": k}) for _ in range(2)]
     same_answer(*added)
     assert len(ok(await api.http.get(f"/projects/{pid}"))["milestones"]) == 7
-    assert await pool.fetchval("SELECT count(*) FROM audit_events WHERE project_id = $1", pid) == 1 + 3
+    # Reminders of the overdue template milestones may land meanwhile (notice.*): not staff actions.
+    assert await pool.fetchval("SELECT count(*) FROM audit_events WHERE project_id = $1 "
+                               "AND action NOT LIKE 'notice.%'", pid) == 1 + 3
 
 
 async def test_agreement_draft_and_edit_retried_apply_once(api, pool: asyncpg.Pool) -> None:
