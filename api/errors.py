@@ -10,8 +10,9 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.responses import Response
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
@@ -106,14 +107,48 @@ async def _database_unavailable(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": DATABASE_UNAVAILABLE}, status_code=503, headers=RETRY_AFTER)
 
 
-async def _unhandled(request: Request, exc: Exception) -> Response:
-    """Starlette's last resort (ServerErrorMiddleware), outside every middleware: an outage met in a
-    middleware (the token lookup, the Idempotency-Key claim) is a 503 with Retry-After too; anything
-    else stays the plain 500 Starlette answers by default."""
-    if is_outage(exc):
-        log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
-        return JSONResponse({"detail": DATABASE_UNAVAILABLE}, status_code=503, headers=RETRY_AFTER)
-    return PlainTextResponse("Internal Server Error", status_code=500)
+class OutageGuard:
+    """Inside Starlette's ServerErrorMiddleware, outside every middleware of ours: an outage met in a
+    middleware (the token lookup, the Idempotency-Key claim, the attempt audit) is answered 503 with
+    Retry-After, like one met in a route, and the connection stays usable. Anything else goes on to
+    the plain 500; an outage after the answer started can only end the connection."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as error:
+            if started or not is_outage(error):
+                raise
+            log.warning("database unavailable: %s: %s", type(error).__name__, error)
+            response = JSONResponse({"detail": DATABASE_UNAVAILABLE}, status_code=503, headers=RETRY_AFTER)
+            await response(scope, receive, send)
+
+
+def guard_outages(app: FastAPI) -> None:
+    build = app.build_middleware_stack
+
+    def build_with_guard() -> Any:
+        stack = build()
+        if isinstance(stack, ServerErrorMiddleware):
+            stack.app = OutageGuard(stack.app)
+            return stack
+        return OutageGuard(stack)
+
+    app.build_middleware_stack = build_with_guard  # type: ignore[method-assign]
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -227,4 +262,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RPCError, _rpc_error)  # type: ignore[arg-type]
     for outage in _OUTAGES:
         app.add_exception_handler(outage, _database_unavailable)  # type: ignore[arg-type]
-    app.add_exception_handler(Exception, _unhandled)  # Starlette hands this one to ServerErrorMiddleware
+    guard_outages(app)
