@@ -64,7 +64,7 @@ class Precondition:
         self.response.headers["ETag"] = etag(version)
 
 
-def precondition(
+async def precondition(  # async: FastAPI would run a plain `def` dependency in its thread pool
     response: Response,
     if_match: Annotated[str | None, Header(description=IF_MATCH_HELP)] = None,
 ) -> Precondition:

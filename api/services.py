@@ -46,7 +46,8 @@ class Services:
     document_max_bytes: int = 512 * 1024 * 1024
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a hop per request for nothing.
     return request.app.state.services
 
 
@@ -83,4 +84,9 @@ def office_today() -> date:
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 ActorDep = Annotated[Actor, Depends(get_actor)]
-RequestIdDep = Annotated[str, Depends(request_id)]
+async def _request_id(request: Request) -> str:
+    """`request_id` as a dependency; async so that FastAPI calls it on the loop, not in its thread pool."""
+    return request_id(request)
+
+
+RequestIdDep = Annotated[str, Depends(_request_id)]
