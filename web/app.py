@@ -45,9 +45,9 @@ def install(app: FastAPI) -> None:
 
 def _routers() -> list:
     from web.routes import (admin, admin_departments, admin_policies, admin_users, agreements, audit, cooperation_list,
-                            cooperations, dashboard, imports, inbox, projects, reports)
+                            cooperations, dashboard, documents, imports, inbox, projects, reports)
 
-    return [auth, dashboard, cooperation_list, cooperations, agreements, projects, inbox, audit,
+    return [auth, dashboard, cooperation_list, cooperations, agreements, documents, projects, inbox, audit,
             admin, admin_users, admin_departments, admin_policies, reports, imports]
 
 

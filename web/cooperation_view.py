@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import Response
 
 from api.routes import cooperations as api_cooperations
+from api.routes import documents as api_documents
 from api.services import Services, office_today
 from db import departments as db_departments
 from db import queries
@@ -33,8 +34,18 @@ class Entry:
 
 
 async def load(services: Services, who: Viewer, cooperation_id: str) -> dict[str, Any]:
-    """The cooperation as GET /api/v1/cooperations/{id} answers it (404 if not visible)."""
-    return await api_cooperations.get_cooperation(cooperation_id, services, who.actor, Response())
+    """The cooperation as GET /api/v1/cooperations/{id} answers it (404 if not visible), with its
+    documents as GET …/documents answers them (`documents`, each with its versions oldest first;
+    each agreement's `draft_document` and `signed_original_document`, or None)."""
+    cooperation = await api_cooperations.get_cooperation(cooperation_id, services, who.actor, Response())
+    documents = await api_documents.list_documents(cooperation_id, services, who.actor)
+    cooperation["documents"] = documents
+    for agreement in cooperation["agreements"]:  # the forms' draft and signed-original selects
+        for kind in ("draft", "signed_original"):
+            agreement[f"{kind}_document"] = next(
+                (d for d in documents if d["agreement_id"] == agreement["id"] and d["kind"] == kind and d["versions"]),
+                None)
+    return cooperation
 
 
 async def choices(services: Services) -> dict[str, Any]:
@@ -109,6 +120,8 @@ def permissions(who: Viewer, cooperation: dict[str, Any]) -> dict[str, bool]:
                                                                             department)),
         "review": open_ and (who.may(access.REVIEWER) or (who.may(access.LEADER)
                                                           and department in access.reach_of(who.actor))),
+        "upload": open_ and _allowed(lambda: access.check_document_upload(who.actor, "review_comments", department)),
+        "upload_any": open_ and _allowed(lambda: access.check_document_upload(who.actor, "draft", department)),
     }
 
 

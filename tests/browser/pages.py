@@ -69,6 +69,32 @@ async def policy_path(api: ApiUser) -> str:
     return f"/admin/policies/{(await _delivering(api)).w.company_id}"  # its projects follow this policy
 
 
+_DOCUMENTS: list[str] = []
+
+
+async def _draft_document(api: ApiUser) -> str:
+    """A cooperation's agreement draft in two versions (made once): its documents path."""
+    if not _DOCUMENTS:
+        from tests.document_files import docx
+
+        coop = await open_cooperation(api.http)
+        agreement_id = await coop.draft(framework_body(coop.w))
+        for text in ("第二条 投资额 10亿元", "第二条 投资额 12亿元"):
+            answer = await api.http.post(f"{coop.path}/documents", data={"kind": "draft", "agreement_id": agreement_id},
+                                         files={"file": ("框架协议草稿.docx", docx(["第一条 合作内容", text]))})
+            assert answer.status_code == 201, answer.text
+        _DOCUMENTS.append(f"{coop.path}/documents/{answer.json()['document']['id']}")
+    return _DOCUMENTS[0]
+
+
+async def document_compare_path(api: ApiUser) -> str:
+    return f"{await _draft_document(api)}/compare?from=1&to=2"
+
+
+async def document_verify_path(api: ApiUser) -> str:
+    return f"{await _draft_document(api)}/versions/2/verify"
+
+
 ADMIN = ("admin",)
 
 PAGES: list[Visit] = [
@@ -79,6 +105,8 @@ PAGES: list[Visit] = [
     Visit("cooperation", cooperation_path),
     Visit("cooperation-terminate", terminate_path),
     Visit("agreement-edit", agreement_edit_path),
+    Visit("document-compare", document_compare_path),
+    Visit("document-verify", document_verify_path),
     Visit("project", project_path),
     Visit("inbox", "/inbox"),
     Visit("audit", "/audit", ("auditor",)),

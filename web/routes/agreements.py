@@ -123,14 +123,16 @@ async def review(request: Request, cooperation_id: str, agreement_id: str) -> Re
     values = await read_form(request, who)
     services = services_of(request)
     step, decision, comment = values.get("step", ""), values.get("decision"), text(values, "comment")
+    draft_version = text(values, "draft_version")  # the draft version shown on the form (None: no draft uploaded)
 
     async def act(request_id: str) -> str:
         if decision == "reject":
-            await api.reject_step(cooperation_id, agreement_id, step, RejectionIn(comment=comment), services,
+            await api.reject_step(cooperation_id, agreement_id, step,
+                                  RejectionIn(comment=comment, draft_version=draft_version), services,
                                   who.actor, precondition_of({}), request_id)
         else:
             await api.approve_step(cooperation_id, agreement_id, step, services, who.actor, precondition_of({}),
-                                   request_id, ReviewDecisionIn(comment=comment))
+                                   request_id, ReviewDecisionIn(comment=comment, draft_version=draft_version))
         return f"/cooperations/{cooperation_id}#agreement-{agreement_id}"
 
     done = who._("Review step rejected; the agreement is back in draft.") if decision == "reject" \
@@ -149,7 +151,8 @@ async def sign(request: Request, cooperation_id: str, agreement_id: str) -> Resp
         body = SignatureIn(organization_id=text(values, "organization_id"),
                            signed_on=day(values, "signed_on") or office_today().isoformat(),
                            signatory_name=text(values, "signatory_name"),
-                           signatory_title=text(values, "signatory_title"))
+                           signatory_title=text(values, "signatory_title"),
+                           signed_original_version=text(values, "signed_original_version"))
         await api.sign_agreement(cooperation_id, agreement_id, body, services, who.actor, precondition_of({}),
                                  request_id)
         return f"/cooperations/{cooperation_id}#agreement-{agreement_id}"
