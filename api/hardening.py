@@ -178,11 +178,11 @@ class RequestLimitsMiddleware:
             return
         services = _services(scope)
         limit = getattr(services, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
-        streamed = is_upload(scope["method"], scope["path"])
-        if streamed:  # a document upload: streamed to the store by its route, never read whole here
-            limit = getattr(services, "document_max_bytes", limit) + MULTIPART_SLACK
         max_depth = getattr(services, "max_json_depth", DEFAULT_MAX_JSON_DEPTH)
         headers = _headers(scope["headers"], (b"content-length", b"content-type", b"transfer-encoding"))
+        streamed = is_upload(scope["method"], scope["path"], headers.get(b"content-type"))
+        if streamed:  # a document upload: streamed to the store by its route, never read whole here
+            limit = getattr(services, "document_max_bytes", limit) + MULTIPART_SLACK
         length = headers.get(b"content-length")
         if length is not None:
             if not length.isdigit():

@@ -33,7 +33,8 @@ class IdempotencyMiddleware:
             return
         state = scope.setdefault("state", {})
         state["request_id"] = uuid.uuid4().hex  # every request has one; audit events carry it
-        if scope["method"] not in ("POST", "PATCH") or is_upload(scope["method"], scope["path"]):
+        content_type = next((v for k, v in scope["headers"] if k.lower() == b"content-type"), None)
+        if scope["method"] not in ("POST", "PATCH") or is_upload(scope["method"], scope["path"], content_type):
             # An upload is not read whole to fingerprint it: it is idempotent by its content instead.
             await self.app(scope, receive, send)
             return

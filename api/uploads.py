@@ -35,8 +35,10 @@ MAX_FIELDS = 20
 MAX_FIELD_BYTES = 20_000
 
 
-def is_upload(method: str, path: str) -> bool:
-    return method == "POST" and bool(_UPLOAD_PATHS.match(path))
+def is_upload(method: str, path: str, content_type: bytes | None) -> bool:
+    """A multipart POST to an upload route; any other body there is held to the usual 1 MiB."""
+    return (method == "POST" and bool(_UPLOAD_PATHS.match(path)) and content_type is not None
+            and content_type.split(b";")[0].strip().lower() == b"multipart/form-data")
 
 
 class UploadTooLarge(ApiError):

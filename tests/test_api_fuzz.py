@@ -385,7 +385,7 @@ async def target(pool: asyncpg.Pool, fuzzer: Fuzzer) -> dict[str, str]:
         "organization_id": gov, "milestone_id": "site", "step": "legal_review", "year": "2026",
         "secret": "x" * 43, "feed_id": fuzzer.ids["feed_id"][0], "user_id": fuzzer.user_id,
         "name": fuzzer.department, "message_id": "no-such-message", "token_id": "no-such-token",
-        "webhook_id": "no-such-webhook",
+        "webhook_id": "no-such-webhook", "document_id": "no-such-document", "version": "1",
         # for the body templates
         "gov": gov, "park": park, "company": company, "signed": mine["signed"], "approved": mine["approved"],
         "department": fuzzer.department, "later_milestone": "operation",
