@@ -145,23 +145,36 @@ def ref_of(document: asyncpg.Record, version: asyncpg.Record) -> DocumentRef:
 
 async def sealed_references(conn: asyncpg.Connection, cooperation_id: str, document_id: str,
                             number: int) -> list[dict[str, Any]]:
-    """Where the read model records this version as decided on, signed or sealed, with the fingerprint it records."""
+    """Where the read model records this version as decided on, signed or sealed, with the fingerprint
+    it records there: the agreement's signed original, a party's signature, a review step."""
     rows = await conn.fetch(
         """
-        SELECT 'signed original of ' || a.title AS place, a.signed_document AS ref
+        SELECT 'signed_original' AS kind, a.id AS agreement_id, a.title AS agreement_title,
+               NULL::text AS organization_id, NULL::text AS step, a.signed_document AS ref
           FROM agreements a WHERE a.cooperation_id = $1 AND a.signed_document->>'document_id' = $2
                AND (a.signed_document->>'version')::int = $3
         UNION ALL
-        SELECT 'signature of ' || s.organization_id, s.document
-          FROM signatures s WHERE s.cooperation_id = $1 AND s.document->>'document_id' = $2
-               AND (s.document->>'version')::int = $3
+        SELECT 'signature', a.id, a.title, s.organization_id, NULL, s.document
+          FROM signatures s JOIN agreements a ON a.cooperation_id = s.cooperation_id AND a.id = s.agreement_id
+         WHERE s.cooperation_id = $1 AND s.document->>'document_id' = $2 AND (s.document->>'version')::int = $3
         UNION ALL
-        SELECT 'review step ' || (step->>'name') || ' of ' || a.title, step->'document'
+        SELECT 'review_step', a.id, a.title, NULL, step->>'name', step->'document'
           FROM agreements a, jsonb_array_elements(a.review_steps) step
          WHERE a.cooperation_id = $1 AND step->'document'->>'document_id' = $2
                AND (step->'document'->>'version')::int = $3
         """, cooperation_id, document_id, number)
-    return [{"place": r["place"], "sha256": r["ref"]["sha256"]} for r in rows]
+    return [{"kind": r["kind"], "agreement_id": r["agreement_id"], "agreement_title": r["agreement_title"],
+             "organization_id": r["organization_id"], "step": r["step"], "sha256": r["ref"]["sha256"],
+             "place": _place(r)} for r in rows]
+
+
+def _place(row: asyncpg.Record) -> str:
+    """The place in words (English; pages word it from the structured fields)."""
+    if row["kind"] == "signature":
+        return f"signature of {row['organization_id']} on {row['agreement_title']}"
+    if row["kind"] == "review_step":
+        return f"review step {row['step']} of {row['agreement_title']}"
+    return f"signed original of {row['agreement_title']}"
 
 
 async def sealing_events(conn: asyncpg.Connection, cooperation_id: str, document_id: str,

@@ -66,6 +66,8 @@ ACTIONS: dict[str, str] = {
     "agreement.review_rejected": N_("Review step rejected"),
     "agreement.party_signed": N_("Agreement signed by a party"),
     "agreement.signed": N_("Agreement signed"),
+    "agreement.original_sealed": N_("Signed original sealed"),
+    "document.uploaded": N_("Document uploaded"),
     "project.created": N_("Project created"),
     "project.suspended": N_("Project suspended"),
     "project.resumed": N_("Project resumed"),

@@ -96,7 +96,14 @@ class UploadFields(BaseModel):
 
 
 class SealedCheck(BaseModel):
-    place: str
+    """One place of the read model that records the version, and whether its fingerprint matches."""
+
+    kind: Literal["signed_original", "signature", "review_step"]
+    agreement_id: str
+    agreement_title: str
+    organization_id: str | None = None  # a signature: the party that signed
+    step: str | None = None  # a review step: its name
+    place: str  # the same in words
     sha256: str
     matches: bool
 
@@ -152,9 +159,9 @@ async def upload(cooperation_id: Identifier, request: Request, response: Respons
     (`agreement_id`), or negotiation material. An agreement's draft and signed original are
     one document each: every upload is their next version. The same bytes as the latest
     version add nothing (200 instead of 201)."""
-    department = await _department(services, actor, cooperation_id)
-    _may_upload_something(actor, department)  # before reading a byte of the body
-    received = await receive_upload(request, _staging(services), services.document_max_bytes)
+    department = await visible_department(services, actor, cooperation_id)
+    check_may_upload(actor, department)  # before reading a byte of the body
+    received = await receive_upload(request, staging_dir(services), services.document_max_bytes)
     answer = await store_upload(services, actor, cooperation_id, received, request_id)
     if not answer.created:
         response.status_code = status.HTTP_200_OK
@@ -169,9 +176,9 @@ async def upload(cooperation_id: Identifier, request: Request, response: Respons
 async def upload_version(cooperation_id: Identifier, document_id: Identifier, request: Request, response: Response,
                          services: ServicesDep, actor: ActorDep, request_id: RequestIdDep) -> UploadAnswer:
     """Add a version to an existing document."""
-    department = await _department(services, actor, cooperation_id)
-    _may_upload_something(actor, department)
-    received = await receive_upload(request, _staging(services), services.document_max_bytes)
+    department = await visible_department(services, actor, cooperation_id)
+    check_may_upload(actor, department)
+    received = await receive_upload(request, staging_dir(services), services.document_max_bytes)
     answer = await store_upload(services, actor, cooperation_id, received, request_id, document_id=document_id)
     if not answer.created:
         response.status_code = status.HTTP_200_OK
@@ -299,7 +306,7 @@ async def _check_comments_on(conn: asyncpg.Connection, cooperation_id: str, agre
 @router.get("/documents", response_model=list[DocumentView])
 async def list_documents(cooperation_id: Identifier, services: ServicesDep, actor: ActorDep) -> list[dict]:
     """The cooperation's documents with every version, oldest first."""
-    await _department(services, actor, cooperation_id)
+    await visible_department(services, actor, cooperation_id)
     async with services.pool.acquire() as conn:
         return await store_db.documents_with_versions(conn, cooperation_id)
 
@@ -307,7 +314,7 @@ async def list_documents(cooperation_id: Identifier, services: ServicesDep, acto
 @router.get("/documents/{document_id}", response_model=DocumentView)
 async def get_document(cooperation_id: Identifier, document_id: Identifier, services: ServicesDep,
                        actor: ActorDep) -> dict:
-    await _department(services, actor, cooperation_id)
+    await visible_department(services, actor, cooperation_id)
     async with services.pool.acquire() as conn:
         found = await store_db.documents_with_versions(conn, cooperation_id, document_id)
     if not found:
@@ -324,7 +331,7 @@ async def download(cooperation_id: Identifier, document_id: Identifier, version:
                        description="attachment: save the file; inline: view it in the browser")] = "attachment",
                    ) -> StreamingResponse:
     """The file of one version, as uploaded. Every download and view is an audit event."""
-    await _department(services, actor, cooperation_id)
+    await visible_department(services, actor, cooperation_id)
     store = _require_store(services)
     async with services.pool.acquire() as conn:
         row = await _version(conn, cooperation_id, document_id, version)
@@ -363,7 +370,7 @@ async def verify(cooperation_id: Identifier, document_id: Identifier, version: A
     """Recompute the version's SHA-256 from the store and compare it with the recorded one and with
     every place the record sealed it: the agreement's signed original, signatures and review steps
     in the read model, and the hash-chained audit events of the signing."""
-    await _department(services, actor, cooperation_id)
+    await visible_department(services, actor, cooperation_id)
     async with services.pool.acquire() as conn:
         row = await _version(conn, cooperation_id, document_id, version)
         result = await verify_version(conn, _require_store(services), cooperation_id, row)
@@ -398,7 +405,7 @@ async def compare_versions(cooperation_id: Identifier, document_id: Identifier, 
                            from_version: Annotated[int, Query(alias="from", ge=1)],
                            to_version: Annotated[int, Query(alias="to", ge=1)]) -> ComparisonView:
     """What changed in the text between two versions of a DOCX or PDF (with a text layer) draft."""
-    await _department(services, actor, cooperation_id)
+    await visible_department(services, actor, cooperation_id)
     store = _require_store(services)
     async with services.pool.acquire() as conn:
         old = await _version(conn, cooperation_id, document_id, from_version)
@@ -474,7 +481,7 @@ async def document_ref(services: Services, actor: Actor, command_kind: str, coop
 # ---------------------------------------------------------------- helpers
 
 
-async def _department(services: Services, actor: Actor, cooperation_id: str) -> str | None:
+async def visible_department(services: Services, actor: Actor, cooperation_id: str) -> str | None:
     """The cooperation's department; 404 for one that does not exist or the actor may not see."""
     async with services.pool.acquire() as conn:
         header = await queries.cooperation_header(conn, cooperation_id)
@@ -484,7 +491,7 @@ async def _department(services: Services, actor: Actor, cooperation_id: str) -> 
     return header.departments[0]
 
 
-def _may_upload_something(actor: Actor, department: str | None) -> None:
+def check_may_upload(actor: Actor, department: str | None) -> None:
     """Refuse before the body is read anyone who may add no kind of document here."""
     access.check_document_upload(actor, DocumentKind.review_comments.value, department)
 
@@ -509,7 +516,7 @@ async def _audit(conn: asyncpg.Connection, request: Request, actor: Actor, actio
                    "file_name": row["file_name"], **json.loads(json.dumps(details, default=str))}))
 
 
-def _staging(services: Services) -> Path:
+def staging_dir(services: Services) -> Path:
     store = _require_store(services)
     staging = getattr(store, "staging", None)
     return staging if staging is not None else Path(tempfile.gettempdir()) / "accord-uploads"

@@ -11,7 +11,6 @@ session cookie for a GET.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -46,10 +45,10 @@ async def upload(request: Request, cooperation_id: str) -> Response:
     again = again_on(request, who, cooperation_id)
     # As the API does: 404 for a cooperation this user may not see, 403 for one they may add
     # nothing to, before a byte of the body is read.
-    department = await api._department(services, who.actor, cooperation_id)
-    api._may_upload_something(who.actor, department)
+    department = await api.visible_department(services, who.actor, cooperation_id)
+    api.check_may_upload(who.actor, department)
     try:
-        received = await receive_upload(request, api._staging(services), services.document_max_bytes)
+        received = await receive_upload(request, api.staging_dir(services), services.document_max_bytes)
     except ApiError as error:  # nothing is left staged (receive_upload's promise)
         if error.status == 413:
             errors = FormErrors({"file": who._("The file is larger than the limit of %(size)s.",
@@ -124,7 +123,7 @@ async def verify_page(request: Request, cooperation_id: str, document_id: str,
     result = await api.verify(cooperation_id, document_id, number, request, services, who.actor)
     cooperation = await view.load(services, who, cooperation_id)
     document = _document(cooperation, document_id)
-    places = {s.place: _place(s.place, cooperation, who) for s in result.sealed_in_record}
+    places = {s.place: _place(s, cooperation, who) for s in result.sealed_in_record}
     return await render(request, who, "document_verify.html", c=cooperation, d=document, r=result, places=places,
                         **_version_links(cooperation_id, document_id, number))
 
@@ -162,22 +161,15 @@ def _document(cooperation: dict[str, Any], document_id: str) -> dict[str, Any]:
     return found
 
 
-_PLACE = re.compile(r"^(signed original|signature|review step (?P<step>\S+)) of (?P<what>.+)$")
-
-
-def _place(place: str, cooperation: dict[str, Any], who: Viewer) -> str:
-    """A sealed place as the API words it ("signature of <organization id>") in the user's words."""
-    found = _PLACE.match(place)
-    if found is None:
-        return place
-    what = found.group("what")
-    if place.startswith("signature"):
+def _place(check: Any, cooperation: dict[str, Any], who: Viewer) -> str:
+    """A sealed place of the record (api.routes.documents.SealedCheck) in the user's words."""
+    if check.kind == "signature":
         names = {p["organization_id"]: p["organization_name"] for a in cooperation["agreements"] for p in a["parties"]}
-        return who._("signature of %(party)s", party=names.get(what, what))
-    if place.startswith("review step"):
-        return who._("review step %(step)s of %(title)s", step=labeller(who._)("step", found.group("step")),
-                     title=what)
-    return who._("signed original of %(title)s", title=what)
+        return who._("signature of %(party)s", party=names.get(check.organization_id, check.organization_id))
+    if check.kind == "review_step":
+        return who._("review step %(step)s of %(title)s", step=labeller(who._)("step", check.step),
+                     title=check.agreement_title)
+    return who._("signed original of %(title)s", title=check.agreement_title)
 
 
 def _version_links(cooperation_id: str, document_id: str, number: int) -> dict[str, str]:
