@@ -22,6 +22,9 @@ Scenario:
     the project is cancelled by the parent's signal.
   * rec-rollover: a cooperation that continues as new after 3 events; both the
     first run (ending in ContinueAsNew) and the following run are recorded.
+  * rec-sealed (from v4-documents on): review steps that record the draft version they
+    decided on, a framework agreement whose last signature seals its signed original, and an
+    investment agreement signed first and sealed afterwards (`seal_signed_original`).
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from db.migrate import migrate
 from db.pool import create_pool
-from domain.cooperation import AgreementKind, DecideReviewStep, EditAgreement, SubmitAgreement, TerminateCooperation
+from domain.cooperation import (AgreementKind, DecideReviewStep, EditAgreement, SealSignedOriginal, SubmitAgreement,
+                                TerminateCooperation)
+from domain.documents import DocumentKind, DocumentRef
 from domain.project import MoveMilestone, ResumeProject, SuspendProject
 from runtime.embedded import start_embedded_postgres
 from runtime.lifecycle import create_cooperation
@@ -142,6 +147,32 @@ async def rolled_over_cooperation(client: Client, pool: object) -> dict[str, tup
             f"{coop.workflow_id}@run2": (coop, coop.workflow_id, current_run)}
 
 
+def document(agreement_id: str, kind: DocumentKind, version: int) -> DocumentRef:
+    """A reference as the API would resolve it (the workflow never reads the document store)."""
+    fingerprint = f"{agreement_id}/{kind.value}/{version}".encode().hex()[:64].ljust(64, "0")
+    return DocumentRef(document_id=f"doc-{agreement_id}-{kind.value}", version=version, kind=kind,
+                       agreement_id=agreement_id, sha256=fingerprint, file_name=f"{kind.value}.pdf", size_bytes=1234)
+
+
+async def sealed_cooperation(client: Client, pool: object) -> dict[str, tuple[Coop, str, str | None]]:
+    coop = await open_fixed(client, pool, "rec-sealed")
+    fw, inv = coop.fw, coop.inv
+    await coop.act(draft(coop, fw, AgreementKind.framework))
+    await coop.act(SubmitAgreement(agreement_id=fw))
+    for step, actor in (("legal_review", COUNSEL), ("leadership_approval", LEADER)):
+        await coop.act(approve(fw, step).model_copy(update={"document": document(fw, DocumentKind.draft, 2)}),
+                       actor=actor)
+    original = document(fw, DocumentKind.signed_original, 1)
+    await coop.act(sign(coop, fw, coop.lead_id, FRAMEWORK_SIGNED_ON).model_copy(update={"document": original}))
+    state = await coop.act(sign(coop, fw, coop.partner_id, FRAMEWORK_SIGNED_ON).model_copy(
+        update={"document": original}))
+    assert state.agreement(fw).signed_document == original
+    await sign_through(coop, inv, AgreementKind.investment, INVESTMENT_SIGNED_ON)
+    state = await coop.act(SealSignedOriginal(agreement_id=inv, document=document(inv, DocumentKind.signed_original, 1)))
+    assert state.agreement(inv).signed_document is not None
+    return {coop.workflow_id: (coop, coop.workflow_id, None)}
+
+
 async def record(pg_url: str, out_dir: Path) -> list[Path]:
     pool = await create_pool(pg_url)
     async with pool.acquire() as conn:
@@ -155,7 +186,8 @@ async def record(pg_url: str, out_dir: Path) -> list[Path]:
     try:
         async with build_worker(env.client, pool, TASK_QUEUE):
             recorded = {}
-            for scenario in (completed_cooperation, terminated_cooperation, rolled_over_cooperation):
+            for scenario in (completed_cooperation, terminated_cooperation, rolled_over_cooperation,
+                             sealed_cooperation):
                 recorded.update(await scenario(env.client, pool))
             out_dir.mkdir(parents=True, exist_ok=True)
             for name, (_coop, workflow_id, run_id) in recorded.items():
