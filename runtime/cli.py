@@ -8,6 +8,7 @@
     accord user set-password   set a user's password (sign-in at POST /api/v1/auth/login)
     accord demo          drive the Mianyang / Boao Zhongheng case through a running API
     accord reconcile     compare the read model with the workflows' state (--repair: rewrite it from them)
+    accord documents verify   read every stored document back and check its SHA-256 and seals
 """
 
 from __future__ import annotations
@@ -453,6 +454,33 @@ def cmd_reminders_resync(args: argparse.Namespace) -> None:
     asyncio.run(main())
 
 
+def cmd_documents_verify(args: argparse.Namespace) -> None:
+    """Every document version (or a cooperation's) read back from the store and checked; exit 1
+    when one is altered, missing, or sealed somewhere with another fingerprint."""
+
+    async def main() -> int:
+        from db.pool import create_pool
+        from runtime.connections import open_document_store, require
+        from runtime.documents_admin import verify_all
+
+        settings = get_settings()
+        pool = await create_pool(args.database_url or require(settings)[0], max_size=2)
+        store = open_document_store(settings)
+        try:
+            report = await verify_all(pool, store, args.cooperation or None)
+        finally:
+            await pool.close()
+            close = getattr(store, "close", None)
+            if close is not None:
+                await close()
+        for problem in report.problems:
+            print(json.dumps(problem.model_dump(mode="json"), ensure_ascii=False))
+        print(report.summary(), flush=True)
+        return 0 if report.ok else 1
+
+    raise SystemExit(asyncio.run(main()))
+
+
 def cmd_reconcile(args: argparse.Namespace) -> None:
     """Compare every workflow's state with its read-model rows (runtime/reconcile.py); print each
     difference; exit 1 when any remains. --repair rewrites the differing rows from the workflow
@@ -539,6 +567,13 @@ def build_parser() -> argparse.ArgumentParser:
                            help="only this cooperation and its projects (repeatable)")
     reconcile.add_argument("--database-url", help="as the database owner (default: ACCORD_DATABASE_URL)")
     reconcile.set_defaults(func=cmd_reconcile)
+    documents = sub.add_parser("documents", help="agreement documents").add_subparsers(
+        dest="documents_command", required=True)
+    check = documents.add_parser("verify", help="read every stored version back and check its SHA-256 and seals "
+                                                "(exit 1 on a problem)")
+    check.add_argument("--cooperation", action="append", metavar="ID", help="only this cooperation (repeatable)")
+    check.add_argument("--database-url", help="default: ACCORD_DATABASE_URL, or that of `make run`")
+    check.set_defaults(func=cmd_documents_verify)
     demo = sub.add_parser("demo", help="drive the seed case through the API")
     demo.add_argument("--url", help="API base URL (default http://127.0.0.1:8000)")
     demo.add_argument("--database-url", help="to create the demo's people (default: that of `make run`)")
