@@ -64,3 +64,10 @@ browser:
 screenshots: $(STAMP) browser
 	$(BIN)/pytest -q -m screenshots tests/browser
 	@echo "Screenshots: $(CURDIR)/test-artifacts/screenshots/zh/*.png and .../en/*.png"
+
+# The large fault-injection run (tests/faults/README.md): lifecycles through real processes while the
+# worker is SIGKILLed, Temporal restarted, PostgreSQL stopped and SMTP down; `make test` runs a small one.
+# ACCORD_FAULTS_LIFECYCLES / _SEED / _KILLS / _PG_OUTAGE / _SMTP_OUTAGE (seconds) change the plan.
+.PHONY: faults
+faults: $(STAMP)
+	$(BIN)/pytest -q -s -p no:cacheprovider -m faults tests/faults/test_faults.py

@@ -54,6 +54,9 @@ _OUTAGES: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.OperatorInterventionError,  # AdminShutdownError, CannotConnectNowError, ...
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.InterfaceError,  # "connection is closed", "pool is closing"
+    # A connection the server dropped mid-operation, met again when the pool resets it on release
+    # ("cannot switch to state 15; another operation (2) is in progress"): seen while PostgreSQL stops.
+    asyncpg.exceptions.InternalClientError,
     OSError,
 )
 DATABASE_UNAVAILABLE = "the database is unavailable right now; nothing was changed, retry after Retry-After"
