@@ -35,6 +35,7 @@ import httpx
 from db.audit_chain import AuditEvent, append
 from db.pool import connect as connect_db
 from db.users import create_user, ensure_department, find_user, issue_token
+from documents.samples import docx, pdf
 
 KEY = "demo-seed-v1"
 SIGNED_ON = "2017-12-01"
@@ -66,6 +67,15 @@ class Api:
         if response.status_code >= 400:
             raise DemoError(f"{step}: {response.status_code} {response.text}")
         return response.json()
+
+    def upload(self, cid: str, fields: dict[str, str], file_name: str, content: bytes) -> None:
+        """Upload a document unless the agreement already has one of this kind (an earlier demo)."""
+        have = {(d["agreement_id"], d["kind"]) for d in self.get(f"/cooperations/{cid}/documents")}
+        if (fields.get("agreement_id"), fields["kind"]) in have:
+            return
+        response = self._http.post(f"/cooperations/{cid}/documents", data=fields, files={"file": (file_name, content)})
+        if response.status_code >= 400:
+            raise DemoError(f"upload {file_name}: {response.status_code} {response.text}")
 
     def get(self, path: str, **params: Any) -> Any:
         response = self._http.get(path, params=params)
@@ -255,6 +265,15 @@ def drive(cast: Cast) -> str:
     return cid
 
 
+AGREEMENT_CLAUSES = {  # the articles as the news report sums them up; the wording is illustrative
+    "framework": ["第一条 双方在科博会、知识产权服务、科技平台和高端人才等领域开展合作。",
+                  "第二条 博奥中恒在绵阳设立西南区域总部和中国科技城（绵阳）知识产权研究院。",
+                  "第三条 双方积极推动大数据中心及知识产权和商业金融总部、结算中心落户绵阳。"],
+    "investment": ["第一条 项目选址绵阳高新区。", "第二条 设立博奥中恒西南区域总部。",
+                   "第三条 设立中国科技城（绵阳）知识产权研究院。"],
+}
+
+
 def sign_through(cast: Cast, cid: str, name: str, draft: dict[str, Any]) -> str:
     """Draft, submit, pass both review steps (legal counsel, then the city leadership) and collect
     every party's signature."""
@@ -262,10 +281,17 @@ def sign_through(cast: Cast, cid: str, name: str, draft: dict[str, Any]) -> str:
     state = api.post(f"{name}-draft", f"/cooperations/{cid}/agreements", draft)
     agreement = next(a for a in state["agreements"] if a["kind"] == draft["kind"])
     aid = agreement["agreement_id"]
+    # The agreement's text as a draft (the review steps record this version), then the scan of
+    # the signed original, which the last signature seals into the record.
+    title = draft["title"].split(" ")[0]
+    api.upload(cid, {"kind": "draft", "agreement_id": aid, "note": "Text agreed in negotiation (demo)"},
+               f"{title}（草稿）.docx", docx([draft["title"], *AGREEMENT_CLAUSES[draft["kind"]]]))
     api.post(f"{name}-submit", f"/cooperations/{cid}/agreements/{aid}/submit")
     for step, decider in (("legal_review", cast.counsel), ("leadership_approval", cast.director)):
         decider.post(f"{name}-{step}", f"/cooperations/{cid}/agreements/{aid}/review-steps/{step}/approve",
                      {"comment": "Approved (demo)"})
+    api.upload(cid, {"kind": "signed_original", "agreement_id": aid, "note": f"Scan of the signed original ({ILLUSTRATIVE})"},
+               f"{title}（签字版）.pdf", pdf([f"{draft['kind'].title()} agreement, signed {SIGNED_ON} (demo scan)"]))
     for party in draft["parties"]:
         api.post(f"{name}-sign-{party['organization_id']}", f"/cooperations/{cid}/agreements/{aid}/signatures",
                  {"organization_id": party["organization_id"], "signed_on": SIGNED_ON})
@@ -286,6 +312,9 @@ def print_state(api: Api, cid: str) -> None:
         print(f"  {agreement['title']}: {agreement['status']} on {agreement['signed_on']}")
         for signature in agreement["signatures"]:
             print(f"      signed by {signature['signatory_name']}, {signature['signatory_title']}")
+        if agreement.get("signed_document"):
+            sealed = agreement["signed_document"]
+            print(f"      signed original sealed: {sealed['file_name']} v{sealed['version']} sha256 {sealed['sha256'][:16]}…")
     print("\nProjects")
     for project in coop["projects"]:
         committed, realized = Decimal(project["committed_investment"]), Decimal(project["realized_investment"])
