@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from pydantic import BaseModel
 
 from domain.documents import SINGLE_PER_AGREEMENT, DocumentKind, DocumentRef
 
 
-@dataclass
-class NewVersion:
-    """One upload, staged and stored, to record as a version."""
+class NewVersion(BaseModel):
+    """One upload, staged and stored, to record as a version (the API's VersionView adds its number and time)."""
 
     sha256: str
     size_bytes: int

@@ -97,12 +97,12 @@ def cooperation_rows(workflow_id: str, s: CooperationState) -> dict[str, list[di
         "agreements": [dict(
             cooperation_id=s.cooperation_id, id=a.agreement_id, kind=a.kind, title=a.title, status=a.status,
             parties=a.parties, review_steps=a.review_steps, review_log=a.review_log, signed_on=a.signed_on,
-            revision=a.revision, signed_document=getattr(a, "signed_document", None))
+            revision=a.revision, signed_document=a.signed_document)
             for a in s.agreements],
         "signatures": [dict(
             cooperation_id=s.cooperation_id, agreement_id=a.agreement_id, organization_id=g.organization_id,
             signatory_name=g.signatory_name, signatory_title=g.signatory_title, signed_on=g.signed_on,
-            recorded_by=g.recorded_by, document=getattr(g, "document", None))
+            recorded_by=g.recorded_by, document=g.document)
             for a in s.agreements for g in a.signatures],
     }
 

@@ -51,16 +51,8 @@ COMPARE_MAX_BYTES = 50 * 1024 * 1024
 # ---------------------------------------------------------------- shapes
 
 
-class VersionView(BaseModel):
+class VersionView(store_db.NewVersion):
     version: int
-    sha256: str
-    size_bytes: int
-    content_type: str
-    file_name: str
-    note: str
-    comments_on: int | None
-    uploaded_by: str
-    uploader_name: str
     uploaded_at: datetime
 
 
