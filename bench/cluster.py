@@ -187,6 +187,37 @@ class Cluster:
         return {name: {"peak_rss_mb": c.peak_rss_mb(), "rss_mb": c.rss_mb(), "cpu_seconds": c.cpu_seconds()}
                 for name, c in self.children.items()}
 
+    def server_cpu(self) -> dict[str, float | None]:
+        """CPU seconds so far of the Temporal dev server and of PostgreSQL (postmaster and backends)."""
+        import psutil
+
+        def tree(process: psutil.Process) -> float:
+            total = 0.0
+            for p in [process, *process.children(recursive=True)]:
+                try:
+                    times = p.cpu_times()
+                    total += times.user + times.system
+                except psutil.Error:
+                    pass
+            return total
+
+        figures: dict[str, float | None] = {"temporal": None, "postgres": None}
+        if self.temporal is not None and self.temporal._process is not None:
+            figures["temporal"] = tree(psutil.Process(self.temporal._process.pid))
+        if self.postgres is not None:
+            data = str(self.postgres.folder / "data")
+            for p in psutil.process_iter(["cmdline"]):
+                cmdline = p.info["cmdline"] or []
+                if any(part.startswith(data) for part in cmdline) and "postgres" in " ".join(cmdline[:1]):
+                    figures["postgres"] = tree(p)
+                    break
+        return figures
+
+    def cpu_snapshot(self) -> dict[str, float | None]:
+        """CPU seconds so far of every part, this process (the clients) included."""
+        return {**{name: c.cpu_seconds() for name, c in self.children.items()}, **self.server_cpu(),
+                "bench clients": time.process_time()}
+
     def check_alive(self) -> None:
         for child in self.children.values():
             if child.process.poll() is not None:

@@ -103,15 +103,19 @@ async def _bench(cluster: Cluster, options: Options, say: Callable[[str], None])
                 organizations = (staffs[0].government, staffs[0].park, staffs[0].company)
             for s in staffs:
                 s.government, s.park, s.company = organizations
+            cpu_before = cluster.cpu_snapshot()
             try:
                 phase = await lifecycles(staffs, count, results["environment"])
+                phase["cpu_seconds"] = cpu_used(cpu_before, cluster.cpu_snapshot())
             finally:
                 for s in staffs:
                     await actions.close_staff(s)
             all_cooperations += phase.pop("cooperation_ids")
             cluster.check_alive()
             say(f"  bare Updates: {phase['actions']} at {concurrency} concurrent clients ...")
+            cpu_before = cluster.cpu_snapshot()
             phase["bare_updates"] = await floor.bare_update_rate(client, FLOOR_QUEUE, concurrency, phase["actions"])
+            phase["bare_updates"]["cpu_seconds"] = cpu_used(cpu_before, cluster.cpu_snapshot())
             phase["actions_vs_bare_updates"] = phase["actions_per_minute"] / phase["bare_updates"]["per_minute"]
             phase["memory"] = cluster.memory()
             results["throughput"].append(phase)
@@ -124,6 +128,11 @@ async def _bench(cluster: Cluster, options: Options, say: Callable[[str], None])
         return results
     finally:
         await pool.close()
+
+
+def cpu_used(before: dict[str, float | None], after: dict[str, float | None]) -> dict[str, float | None]:
+    return {k: (after[k] - before[k]) if after.get(k) is not None and before.get(k) is not None else None
+            for k in before}
 
 
 async def environment(pool: asyncpg.Pool) -> dict[str, Any]:
@@ -274,6 +283,13 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(f"| {p['concurrency']} | {p['completed']}/{p['lifecycles']} | {p['lifecycles_per_minute']:.1f} | "
                      f"{p['actions_per_minute']:.0f} | {p['bare_updates']['per_minute']:.0f} | "
                      f"**{p['actions_vs_bare_updates']:.2f}** | {p['failed']} | {p['load_average_after'][0]:.2f} |")
+    lines += ["", "| CPU seconds used during | " + " | ".join(results["throughput"][0]["cpu_seconds"]) + " |",
+              "|---|" + "---:|" * len(results["throughput"][0]["cpu_seconds"])]
+    for p in results["throughput"]:
+        for label, cpu in ((f"lifecycles at {p['concurrency']} clients ({p['seconds']:.0f} s)", p["cpu_seconds"]),
+                           (f"bare Updates at {p['concurrency']} clients ({p['bare_updates']['seconds']:.0f} s)",
+                            p["bare_updates"]["cpu_seconds"])):
+            lines.append(f"| {label} | " + " | ".join(fmt(v) for v in cpu.values()) + " |")
     fin = results["finished"]
     lines += ["", f"Finished: {fin['stages'].get('completed', 0)}/{fin['cooperations']} cooperations completed, "
                   f"{fin['projects'].get('completed', 0)} projects completed, {fin['audit_events']:,} audit events "
