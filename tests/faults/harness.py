@@ -40,6 +40,7 @@ import asyncpg
 import httpx
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from api.errors import is_outage
 from db.audit_chain import verify
@@ -52,7 +53,7 @@ from runtime.reconcile import reconcile
 from runtime.temporal import connect as connect_temporal
 from tests.conftest import ALWAYS_OPEN, API_DEPARTMENT, always_open_calendar, new_id
 from tests.multiprocess_support import (ACCORD, WRITES_PER_LIFECYCLE, Outcome, Process, Staff, Team, Write, answers,
-                                        eventually, lifecycle, make_team, process_env, start, stop)
+                                        eventually, lifecycle, make_team, pollers, process_env, start, stop)
 from tests.test_api_support import cooperation_body
 from tests.test_audit_support import idempotent_request_id
 
@@ -229,6 +230,19 @@ class Supervisor:
                 await asyncio.sleep(0.5)
                 await self._spawn()
             await asyncio.sleep(0.2)
+
+    async def polling(self, client: Client, queue: str, done: asyncio.Event, timeout: float = 120) -> None:
+        """Wait until the current worker polls the task queue (or the run is over)."""
+        deadline = time.monotonic() + timeout
+        while not done.is_set() and time.monotonic() < deadline:
+            worker = self.worker
+            try:
+                if worker is not None and worker.process.returncode is None \
+                        and worker.identity in await pollers(client, queue):
+                    return
+            except RPCError:
+                pass  # Temporal just restarted: not yet
+            await asyncio.sleep(0.3)
 
     async def kill(self) -> None:
         """SIGKILL the worker now; the watcher starts the next one."""
@@ -421,7 +435,7 @@ async def chaos(stack: Stack, plan: Plan, faults: list[Fault], client: LedgerCli
         if done.is_set():
             return
         await asyncio.sleep(rng.uniform(0, 0.5))  # not always right after an answer
-        started = time.monotonic()
+        started, at = time.monotonic(), len(client.writes)
         if fault.kind == "kill":
             await stack.supervisor.kill()
         elif fault.kind == "temporal":
@@ -437,7 +451,9 @@ async def chaos(stack: Stack, plan: Plan, faults: list[Fault], client: LedgerCli
             await asyncio.sleep(plan.smtp_outage)
             stack.mail.start()
         fault.applied = True
-        fault.note = f"at {len(client.writes)}/{client.expected_writes} writes, {time.monotonic() - started:.1f}s"
+        fault.note = f"at {at}/{client.expected_writes} writes, {time.monotonic() - started:.1f}s"
+        # The next fault only once the worker polls again: two kills in a row must hit two workers.
+        await stack.supervisor.polling(stack.client, stack.queue, done)
 
 
 async def run_faults(stack: Stack, plan: Plan) -> Result:

@@ -15,7 +15,7 @@ import pytest
 
 from tests.faults.harness import Plan, fault_run, plan_from_env
 
-SMALL = Plan(lifecycles=4, seed=7, kills=2, pg_outage=6, temporal_restart=False, smtp_outage=0, storm=100, stagger=0.3)
+SMALL = Plan(lifecycles=4, seed=1, kills=2, pg_outage=8, temporal_restart=False, smtp_outage=0, storm=100, stagger=0.3)
 LARGE = Plan(lifecycles=24, seed=2026, kills=6, pg_outage=30, temporal_restart=True, smtp_outage=20, storm=100,
              stagger=0.5)
 
