@@ -66,9 +66,7 @@ class Stager:
         return True
 
     def finish(self) -> StagedFile:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+        self._file.close()  # made durable by the store that keeps it (LocalStore fsyncs in a thread)
         return StagedFile(self.path, self._hash.hexdigest(), self.size, bytes(self._head))
 
     def abandon(self) -> None:
@@ -124,8 +122,15 @@ class LocalStore:
             staged.discard()
             return
         target.parent.mkdir(parents=True, exist_ok=True)
+        with open(staged.path, "rb") as handle:  # on disk before the name says it is stored
+            os.fsync(handle.fileno())
         os.chmod(staged.path, 0o444)
         os.replace(staged.path, target)
+        directory = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the rename itself survives a crash
+        finally:
+            os.close(directory)
 
     async def exists(self, sha256: str) -> bool:
         return self.path_of(sha256).exists()
