@@ -74,6 +74,9 @@ class ReadModelActivities:
                 async with conn.transaction():
                     if await _upsert_cooperation(conn, record.workflow_id, record.state):
                         await _upsert_cooperation_children(conn, record.state)
+                    if record.seq == 1:  # the creation ran again: the upsert keeps created_at, so set it here
+                        await conn.execute("UPDATE cooperations SET created_at = $2 WHERE id = $1 AND version = 1",
+                                           record.state.cooperation_id, record.state.created_at)
             return False
 
     @activity.defn(name=RECORD_PROJECT_EVENT)

@@ -57,6 +57,7 @@ from tests.multiprocess_support import (ACCORD, WRITES_PER_LIFECYCLE, Outcome, P
 from tests.test_api_support import cooperation_body
 from tests.test_audit_support import idempotent_request_id
 
+SUMMARIES: list[str] = []  # one line per fault run, printed at the end of the session (tests/faults/conftest.py)
 RETRY_AFTER_CAP = 2.0  # seconds: the client honours Retry-After, at most this long (the run stays short)
 PROBE_TIMEOUT = 60.0  # an answer during an outage must come; "never hang" is this generous bound
 # A notice due at once can reach its delivery before the cooperation committed the project's row
@@ -663,7 +664,9 @@ async def account(stack: Stack, result: Result) -> dict[str, Any]:
         "audit chain": verdict.as_dict(), "problems": len(problems),
     }
     result.counts = counts
-    print("\nfault run " + json.dumps(counts, ensure_ascii=False, default=str), flush=True)
+    line = "fault run " + json.dumps(counts, ensure_ascii=False, default=str)
+    SUMMARIES.append(line)
+    print("\n" + line, flush=True)
     assert not problems, "\n".join(problems)
     return counts
 
