@@ -247,10 +247,11 @@ async def audit_count(pool: asyncpg.Pool, cooperation_id: str, outcome: str = "s
     """Audit rows of a cooperation with this outcome: by default, its accepted actions.
 
     Refused and failed attempts are audited too (outcome `refused` / `failed`), so
-    "nothing changed" means no new `succeeded` row.
+    "nothing changed" means no new `succeeded` row. Reminder notices (`notice.*`, sent by the
+    session worker for overdue milestones whenever it gets to them) are not actions: not counted.
     """
-    return await pool.fetchval("SELECT count(*) FROM audit_events WHERE cooperation_id = $1 AND outcome = $2",
-                               cooperation_id, outcome)
+    return await pool.fetchval("SELECT count(*) FROM audit_events WHERE cooperation_id = $1 AND outcome = $2 "
+                               "AND action NOT LIKE 'notice.%'", cooperation_id, outcome)
 
 
 async def eventually(check, timeout: float = 10.0, interval: float = 0.1):

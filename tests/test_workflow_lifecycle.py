@@ -313,8 +313,11 @@ async def read_model(pool: asyncpg.Pool, cooperation_id: str) -> dict[str, Any]:
                 "SELECT * FROM projects WHERE cooperation_id = $1 ORDER BY id", cooperation_id)),
             "milestones": rows(await conn.fetch(
                 "SELECT * FROM milestones WHERE cooperation_id = $1 ORDER BY project_id, position", cooperation_id)),
+            # Reminder notices (notice.*) of overdue milestones come whenever the worker gets to them:
+            # they are not actions on the records, and not counted here.
             "audit_count": await conn.fetchval(
-                "SELECT count(*) FROM audit_events WHERE cooperation_id = $1", cooperation_id),
+                "SELECT count(*) FROM audit_events WHERE cooperation_id = $1 AND action NOT LIKE 'notice.%'",
+                cooperation_id),
         }
 
 
