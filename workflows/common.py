@@ -12,10 +12,9 @@ with workflow.unsafe.imports_passed_through():
     from domain.audit import ActionContext, Actor
     from domain.errors import DomainError
 
-# The read-model write is one short PostgreSQL transaction: a local activity saves a
-# server round trip per staff action (measured: ~22 ms vs ~48 ms per Update here).
-# If PostgreSQL stays unreachable for 30 s the action fails as a whole (HTTP 503) and
-# the workflow state is left untouched, because state is committed only after the write.
+# The read-model write is one short PostgreSQL transaction. If PostgreSQL stays unreachable
+# for 30 s the action fails as a whole (HTTP 503) and the workflow state is left untouched,
+# because state is committed only after the write.
 WRITE_OPTIONS = dict(
     start_to_close_timeout=timedelta(seconds=10),
     schedule_to_close_timeout=timedelta(seconds=30),
@@ -32,6 +31,25 @@ SYSTEM_WRITE_OPTIONS = dict(
 # How many recent request ids a workflow remembers across continue-as-new: the Update
 # id dedupes only within one run, so a client's resend after a rollover is caught here.
 REMEMBERED_REQUESTS = 500
+
+
+# workflow.patched id of the durable write (below); histories recorded before it replay the local activity.
+DURABLE_WRITE = "write-after-accept"
+
+
+async def write_event(activity: str, record: object, options: dict) -> None:
+    """Run the read-model and audit write of one event.
+
+    A regular activity, not a local one: it runs only after the workflow task that scheduled it
+    (and accepted the Update) is in history. A local activity ran inside the task, and with
+    concurrent Updates the server may drop a speculative task after its write had committed and
+    let the next task pick another winner: the audit trail then held a losing writer's action
+    (tests/faults/test_race.py found it). The price is one server round trip per action
+    (measured in `make bench`)."""
+    if workflow.patched(DURABLE_WRITE):
+        await workflow.execute_activity(activity, record, **options)
+    else:
+        await workflow.execute_local_activity(activity, record, **options)
 
 
 def refusal(error: DomainError) -> ApplicationError:

@@ -39,6 +39,7 @@ from workflows.common import (
     context,
     event_fields,
     refusal,
+    write_event,
 )
 from workflows.project import ProjectWorkflow, check_version
 
@@ -181,7 +182,7 @@ class CooperationWorkflow:
     ) -> None:
         draft.seq += 1
         record = CooperationEventRecord(**event_fields(draft.seq, ctx, change), state=draft, new_project=new_project)
-        await workflow.execute_local_activity(RECORD_COOPERATION_EVENT, record, **options)
+        await write_event(RECORD_COOPERATION_EVENT, record, options)
         self._state = draft
         self._rollover.events_this_run += 1
 

@@ -31,6 +31,7 @@ from workflows.common import (
     context,
     event_fields,
     refusal,
+    write_event,
 )
 from workflows.reminders import ReminderLoop
 
@@ -165,7 +166,7 @@ class ProjectWorkflow:
     ) -> None:
         draft.seq += 1
         record = ProjectEventRecord(**event_fields(draft.seq, ctx, change), state=draft)
-        await workflow.execute_local_activity(RECORD_PROJECT_EVENT, record, **options)
+        await write_event(RECORD_PROJECT_EVENT, record, options)
         self._state = draft
         self._rollover.events_this_run += 1
         self._reminders.changed()
