@@ -57,7 +57,10 @@ class Staff:
     async def send(self, who: httpx.AsyncClient, kind: str, method: str, path: str, body: Any = None,
                    status: int = 200) -> Any:
         started = time.perf_counter()
-        response = await who.request(method, path, json=body)
+        try:
+            response = await who.request(method, path, json=body)
+        except httpx.TransportError as error:  # counted as a failed lifecycle; never retried blindly
+            raise ActionFailed(f"{kind}: {method} {path}: {type(error).__name__}: {error}") from error
         ms = (time.perf_counter() - started) * 1000
         if response.status_code != status:
             raise ActionFailed(f"{kind}: {method} {path} answered {response.status_code}: {response.text[:500]}")
@@ -82,8 +85,12 @@ async def make_staff(pool: asyncpg.Pool, base_url: str, suffix: str = "") -> tup
 
 
 def http_client(base_url: str, token: str) -> httpx.AsyncClient:
+    # Idle connections are dropped after 1 s, before uvicorn's 5 s keep-alive closes them: a request
+    # sent on a connection the server is closing fails with ReadError (seen at 64 clients, where a
+    # reviewer's connection idles between two review steps).
     return httpx.AsyncClient(base_url=f"{base_url}/api/v1", headers={"Authorization": f"Bearer {token}"},
-                             timeout=120, limits=httpx.Limits(max_connections=200, max_keepalive_connections=200))
+                             timeout=120, limits=httpx.Limits(max_connections=200, max_keepalive_connections=200,
+                                                              keepalive_expiry=1.0))
 
 
 async def close_staff(staff: Staff) -> None:

@@ -12,7 +12,7 @@ with `accord worker` and `accord api` as real processes (bench.cluster):
 4. peak RSS (VmHWM) and CPU time of the worker, the API and the floor's worker.
 
 Prints a Markdown table and writes bench/results/lifecycle-<timestamp>.json. Asserts nothing
-about speed; exits 1 if a lifecycle did not finish.
+about speed; exits 1 if a lifecycle failed or did not finish.
 """
 
 from __future__ import annotations
@@ -339,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     results = run(Options(concurrency=args.concurrency, lifecycles=args.lifecycles, floor_samples=args.floor_samples,
                           read_sizes=args.read_sizes, read_samples=args.read_samples))
     print(f"total {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    return 0 if results["finished"]["all_completed"] else 1
+    failed = sum(p["failed"] for p in results["throughput"])
+    return 0 if results["finished"]["all_completed"] and not failed else 1
 
 
 if __name__ == "__main__":
