@@ -6,6 +6,7 @@ exactly one way an action reaches the lifecycle.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timezone
 
 from temporalio.client import Client, WithStartWorkflowOperation
@@ -63,7 +64,7 @@ async def act_on_cooperation(
     """`expected_seq`: the version the actor saw (If-Match); the workflow refuses the action if it moved on."""
     handle = client.get_workflow_handle_for(CooperationWorkflow.run, cooperation_workflow_id(cooperation_id))
     action = CooperationAction(request_id=request_id, actor=actor, command=command, expected_seq=expected_seq)
-    return await handle.execute_update(CooperationWorkflow.act, action, id=request_id)
+    return await handle.execute_update(CooperationWorkflow.act, action, id=attempt_id(request_id))
 
 
 async def act_on_project(
@@ -72,4 +73,15 @@ async def act_on_project(
 ) -> ProjectState:
     handle = client.get_workflow_handle_for(ProjectWorkflow.run, project_workflow_id(project_id))
     action = ProjectAction(request_id=request_id, actor=actor, command=command, expected_seq=expected_seq)
-    return await handle.execute_update(ProjectWorkflow.act, action, id=request_id)
+    return await handle.execute_update(ProjectWorkflow.act, action, id=attempt_id(request_id))
+
+
+def attempt_id(request_id: str) -> str:
+    """The Update id of one attempt at an action: its request id plus a fresh suffix.
+
+    Applying an action once is the workflow's job: it remembers the request ids it applied
+    (`RequestMemory`, across continue-as-new) and answers a resend with the state. Temporal
+    would also dedupe an Update id, but it keeps a *failed* Update's outcome for the run: a
+    write that timed out while PostgreSQL was down would then answer every retry with the same
+    failure (the fault suite's outage showed it). Each attempt is therefore an Update of its own."""
+    return f"{request_id}#{uuid.uuid4().hex[:12]}"

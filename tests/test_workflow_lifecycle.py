@@ -322,10 +322,11 @@ async def read_model(pool: asyncpg.Pool, cooperation_id: str) -> dict[str, Any]:
 
 
 async def accepted_update_ids(handle: Any) -> set[str]:
-    """Update ids the workflow accepted into its history (refused ones never get there)."""
+    """Request ids of the Updates the workflow accepted into its history (refused ones never get
+    there). An Update id is the request id plus an attempt suffix (runtime.lifecycle.attempt_id)."""
     history = await handle.fetch_history()
     return {
-        e.workflow_execution_update_accepted_event_attributes.accepted_request.meta.update_id
+        e.workflow_execution_update_accepted_event_attributes.accepted_request.meta.update_id.split("#")[0]
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
     }
