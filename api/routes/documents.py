@@ -22,10 +22,12 @@ import asyncpg
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
 from api.audit_log import event_for, with_origin
 from api.errors import ApiError, conflict, field_error, not_found
+from api.document_schemas import (AuditSealCheck, ComparisonView, DocumentView, SealedCheck, UploadAnswer,
+                                  UploadFields, Verification, VersionView)
 from api.schemas import SealIn
 from api.services import ActorDep, RequestIdDep, Services, ServicesDep, new_id
 from api.uploads import Upload, receive_upload
@@ -34,104 +36,18 @@ from db import documents as store_db
 from db import queries
 from db.audit_chain import append
 from documents import filetypes
-from documents.compare import Comparison, compare
+from documents.compare import compare
 from documents.storage import BlobMissing, BlobStore, Stager, fingerprint
 from documents.text import NoText, paragraphs
 from domain import access
 from domain.audit import Actor
 from domain.cooperation import CooperationState, SealSignedOriginal
 from domain.documents import AGREEMENT_KINDS, DocumentKind, DocumentRef
-from domain.types import Identifier, Name, ShortText
+from domain.types import Identifier
 
 router = APIRouter(prefix="/cooperations/{cooperation_id}", tags=["documents"])
 COMPARE_MAX_BYTES = 50 * 1024 * 1024
 """Drafts are compared up to this size; a larger file is a scan, not a text to compare."""
-
-
-# ---------------------------------------------------------------- shapes
-
-
-class VersionView(store_db.NewVersion):
-    version: int
-    uploaded_at: datetime
-
-
-class DocumentView(BaseModel):
-    id: str
-    cooperation_id: str
-    agreement_id: str | None
-    negotiation_event_id: str | None
-    kind: DocumentKind
-    title: str
-    created_by: str
-    created_at: datetime
-    latest_version: int
-    versions: list[VersionView]
-
-
-class UploadAnswer(BaseModel):
-    document: DocumentView
-    version: VersionView
-    created: bool = Field(description="False when the file equals the document's latest version (nothing added)")
-
-
-class UploadFields(BaseModel):
-    """The form fields beside the file (multipart/form-data)."""
-
-    model_config = {"extra": "forbid"}
-    kind: DocumentKind | None = None
-    agreement_id: Identifier | None = None
-    negotiation_event_id: Identifier | None = None
-    title: Name | None = None
-    note: ShortText | None = None
-    comments_on: int | None = Field(default=None, ge=1)
-
-
-class SealedCheck(BaseModel):
-    """One place of the read model that records the version, and whether its fingerprint matches."""
-
-    kind: Literal["signed_original", "signature", "review_step"]
-    agreement_id: str
-    agreement_title: str
-    organization_id: str | None = None  # a signature: the party that signed
-    step: str | None = None  # a review step: its name
-    place: str  # the same in words
-    sha256: str
-    matches: bool
-
-
-class AuditSealCheck(BaseModel):
-    audit_seq: int
-    action: str
-    occurred_at: datetime
-    sha256: str
-    matches: bool
-
-
-class Verification(BaseModel):
-    document_id: str
-    version: int
-    file_name: str
-    status: Literal["intact", "altered", "missing"]
-    expected_sha256: str
-    expected_size: int
-    stored_sha256: str | None
-    stored_size: int | None
-    sealed_in_record: list[SealedCheck]
-    sealed_in_audit: list[AuditSealCheck]
-    checked_at: datetime
-    store: str
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "intact" and all(s.matches for s in self.sealed_in_record) \
-            and all(s.matches for s in self.sealed_in_audit)
-
-
-class ComparisonView(Comparison):
-    document_id: str
-    from_version: int
-    to_version: int
 
 
 # ---------------------------------------------------------------- upload
