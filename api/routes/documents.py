@@ -116,7 +116,7 @@ async def _store(services: Services, actor: Actor, cooperation_id: str, received
         raise field_error(["body", "file"], "choose a file to upload (the multipart field `file`)")
     async with services.pool.acquire() as conn:
         header = await queries.cooperation_header(conn, cooperation_id)
-        assert header is not None  # checked by _department before the body was read
+        assert header is not None  # visible_department found it before the body was read
         if header.status == "terminated":
             raise conflict("the cooperation is terminated; nothing can change any more")
         target = await _target(conn, actor, header.departments[0], cooperation_id, fields, document_id,
