@@ -73,7 +73,7 @@ def sdk_runtime(metrics_port: int, host: str = "0.0.0.0") -> Runtime:
 
 def worker_options(settings: Settings) -> dict[str, object]:
     """Task slots and graceful shutdown from the settings. Local activities (the read-model
-    writes) get as many slots as activities."""
+    writes of histories recorded before `write-after-accept`) get as many slots as activities."""
     return dict(
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         max_concurrent_local_activities=settings.worker_max_concurrent_activities,

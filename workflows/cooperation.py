@@ -2,9 +2,9 @@
 
 Every staff action arrives as the `act` Update. Its validator dry-runs the domain
 rule on a copy, so a forbidden action is refused before it enters history. The
-handler applies the rule to a copy, has the read model and audit row written by a
-local activity, and only then commits the copy: a failed write leaves the state as
-it was.
+handler applies the rule to a copy, has the read model and audit row written by an
+activity (workflows/common.py `write_event`), and only then commits the copy: a failed
+write leaves the state as it was.
 """
 
 from __future__ import annotations
