@@ -10,10 +10,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from db.readmodel import (
-    _upsert_cooperation,
-    _upsert_cooperation_children,
-    _upsert_milestones,
-    _upsert_project,
+    recorded_request,
+    rewrite_cooperation_rows,
+    rewrite_project_rows,
     write_cooperation_event,
     write_project_event,
 )
@@ -36,17 +35,6 @@ async def _data_errors_are_final() -> AsyncIterator[None]:
                                non_retryable=True) from error
 
 
-async def _same_action(conn: asyncpg.Connection, workflow_id: str, seq: int, request_id: str) -> bool:
-    recorded = await conn.fetchval("SELECT request_id FROM audit_events WHERE workflow_id = $1 AND event_seq = $2",
-                                   workflow_id, seq)
-    if recorded == request_id:
-        return True
-    activity.logger.error("%s event %s is recorded for request %s, this attempt is request %s: the read model "
-                          "may differ from the workflow until `accord reconcile --repair`",
-                          workflow_id, seq, recorded, request_id)
-    return False
-
-
 # The write is the same dozen statements every time, looked up by keys: PostgreSQL's generic
 # plans fit them and save planning every statement again. The pool asks for a custom plan per
 # execution (db/pool.py: audit searches whose best plan depends on the value), which here meant
@@ -67,13 +55,10 @@ class ReadModelActivities:
     # whole workflow task ran again (a worker died, or the server failed the task: e.g. a child's
     # completion arrived while the task that closes the cooperation was in flight). A task that ran
     # the same action again computed its state anew, with the new task's time, and that state is the
-    # one the workflow keeps: the rows are brought to it at the same version (the upserts never go
-    # back a version), so the read model equals the workflow's state (`accord reconcile`). The audit
-    # event stays as first recorded.
-    #
-    # Another action recorded at this version is a known defect (tests/faults/README.md): a workflow
-    # task the server dropped (a speculative task for concurrent Updates) had already run its write.
-    # It is logged; `accord reconcile` reports the difference and `--repair` rewrites the rows.
+    # one the workflow keeps: the rows are brought to it (db.readmodel.rewrite_*_rows), so the read
+    # model equals the workflow's state (`accord reconcile`). Another action recorded at this
+    # version should not happen since the write runs after its task is in history
+    # (workflows/common.py `write_event`); if it does, it is logged and `accord reconcile` reports it.
 
     @activity.defn(name=RECORD_COOPERATION_EVENT)
     async def record_cooperation_event(self, record: CooperationEventRecord) -> bool:
@@ -81,13 +66,8 @@ class ReadModelActivities:
             await conn.execute(_GENERIC_PLANS)
             if await write_cooperation_event(conn, record):
                 return True
-            if await _same_action(conn, record.workflow_id, record.seq, record.request_id):
-                async with conn.transaction():
-                    if await _upsert_cooperation(conn, record.workflow_id, record.state):
-                        await _upsert_cooperation_children(conn, record.state)
-                    if record.seq == 1:  # the creation ran again: the upsert keeps created_at, so set it here
-                        await conn.execute("UPDATE cooperations SET created_at = $2 WHERE id = $1 AND version = 1",
-                                           record.state.cooperation_id, record.state.created_at)
+            if await _same_action(conn, record):
+                await rewrite_cooperation_rows(conn, record)
             return False
 
     @activity.defn(name=RECORD_PROJECT_EVENT)
@@ -96,12 +76,20 @@ class ReadModelActivities:
             await conn.execute(_GENERIC_PLANS)
             if await write_project_event(conn, record):
                 return True
-            state = record.state
-            if await _same_action(conn, record.workflow_id, record.seq, record.request_id):
-                async with conn.transaction():
-                    if await _upsert_project(conn, state):
-                        await _upsert_milestones(conn, state.project_id, state.cooperation_id, state.milestones)
+            if await _same_action(conn, record):
+                await rewrite_project_rows(conn, record)
             return False
 
     def all(self) -> list:
         return [self.record_cooperation_event, self.record_project_event]
+
+
+async def _same_action(conn: asyncpg.Connection, record: CooperationEventRecord | ProjectEventRecord) -> bool:
+    """Whether the event already recorded at this version is this very action (same request id)."""
+    recorded = await recorded_request(conn, record.workflow_id, record.seq)
+    if recorded == record.request_id:
+        return True
+    activity.logger.error("%s event %s is recorded for request %s, this attempt is request %s: the read model "
+                          "may differ from the workflow until `accord reconcile --repair`",
+                          record.workflow_id, record.seq, recorded, record.request_id)
+    return False

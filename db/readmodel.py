@@ -42,8 +42,7 @@ async def write_cooperation_event(conn: asyncpg.Connection, record: CooperationE
         seq = await append(conn, event)
         if seq is None:
             return False
-        if await _upsert_cooperation(conn, record.workflow_id, state):
-            await _upsert_cooperation_children(conn, state)
+        await _write_cooperation_rows(conn, record.workflow_id, state)
         if record.new_project is not None:
             await _insert_new_project(conn, record.new_project)
     return True
@@ -56,21 +55,55 @@ async def write_project_event(conn: asyncpg.Connection, record: ProjectEventReco
                                               state.model_dump(mode="json")))
         if seq is None:
             return False
-        if await _upsert_project(conn, state):
-            await _upsert_milestones(conn, state.project_id, state.cooperation_id, state.milestones)
-            await conn.executemany(
-                """
-                INSERT INTO investments (project_id, id, cooperation_id, received_on, amount, source_note, recorded_by)
-                VALUES ($1, $2, $3, $4, $5, $6, $7)
-                ON CONFLICT (project_id, id) DO NOTHING
-                """,
-                [(state.project_id, e.entry_id, state.cooperation_id, e.received_on, e.amount, e.source_note,
-                  e.recorded_by) for e in state.investments],
-            )
+        await _write_project_rows(conn, state)
     return True
 
 
-def _search_text(state: CooperationState) -> str:
+async def recorded_request(conn: asyncpg.Connection, workflow_id: str, seq: int) -> str | None:
+    """The request id of the audit event recorded for (workflow, event seq), if any."""
+    return await conn.fetchval("SELECT request_id FROM audit_events WHERE workflow_id = $1 AND event_seq = $2",
+                               workflow_id, seq)
+
+
+async def rewrite_cooperation_rows(conn: asyncpg.Connection, record: CooperationEventRecord) -> None:
+    """The rows of an event already recorded, brought to `record`'s state: the same action run
+    again by a new workflow task computed that state anew (its time), and the workflow keeps it.
+    The audit event stays as first recorded; the upserts accept the same version again."""
+    state = record.state
+    async with conn.transaction():
+        await _write_cooperation_rows(conn, record.workflow_id, state)
+        if record.seq == 1:  # the creation ran again: the upsert never changes created_at, so set it here
+            await conn.execute("UPDATE cooperations SET created_at = $2 WHERE id = $1 AND version = 1",
+                               state.cooperation_id, state.created_at)
+
+
+async def rewrite_project_rows(conn: asyncpg.Connection, record: ProjectEventRecord) -> None:
+    """As `rewrite_cooperation_rows`, for a project's event."""
+    async with conn.transaction():
+        await _write_project_rows(conn, record.state)
+
+
+async def _write_cooperation_rows(conn: asyncpg.Connection, workflow_id: str, state: CooperationState) -> None:
+    if await _upsert_cooperation(conn, workflow_id, state):
+        await _upsert_cooperation_children(conn, state)
+
+
+async def _write_project_rows(conn: asyncpg.Connection, state: ProjectState) -> None:
+    if await _upsert_project(conn, state):
+        await _upsert_milestones(conn, state.project_id, state.cooperation_id, state.milestones)
+        await conn.executemany(
+            """
+            INSERT INTO investments (project_id, id, cooperation_id, received_on, amount, source_note, recorded_by)
+            VALUES ($1, $2, $3, $4, $5, $6, $7)
+            ON CONFLICT (project_id, id) DO NOTHING
+            """,
+            [(state.project_id, e.entry_id, state.cooperation_id, e.received_on, e.amount, e.source_note,
+              e.recorded_by) for e in state.investments],
+        )
+
+
+def search_text(state: CooperationState) -> str:
+    """What the list's text search (`q`) looks in, lower-cased."""
     parts = [state.title, state.partner_organization_name, state.lead_organization_name, state.liaison_officer,
              state.department or "", *state.areas]
     return " ".join(parts).lower()
@@ -95,7 +128,7 @@ async def _upsert_cooperation(conn: asyncpg.Connection, workflow_id: str, s: Coo
         """,
         s.cooperation_id, workflow_id, s.title, s.stage.value, s.lead_organization_id, s.lead_organization_name,
         s.partner_organization_id, s.partner_organization_name, s.areas, s.liaison_officer, s.department,
-        s.started_on, s.target_signing_date, s.description, s.termination_reason, _search_text(s), s.seq,
+        s.started_on, s.target_signing_date, s.description, s.termination_reason, search_text(s), s.seq,
         s.created_by, s.created_at, s.updated_at,
     )
     return bool(written)

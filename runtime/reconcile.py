@@ -17,7 +17,7 @@ number, so the workflow's own numbering (1, 2, 3, ...) is untouched. Running it 
 nothing and writes nothing.
 
 The expected rows are built here from the state with the same derivations the writer uses
-(`db.readmodel._search_text`, `project_workflow_id`, the realized investment the state computes),
+(`db.readmodel.search_text`, `project_workflow_id`, the realized investment the state computes),
 and only columns that exist are compared. A column of these tables that this module does not
 know is listed by `unknown_columns` (and tests/test_reconcile.py fails on it), so a new
 read-model column cannot silently escape reconciliation.
@@ -40,7 +40,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from db.audit_chain import AuditEvent, append
-from db.readmodel import _search_text
+from db.readmodel import search_text
 from domain.cooperation import CooperationState
 from domain.project import ProjectState
 from domain.records import project_workflow_id
@@ -88,7 +88,7 @@ def cooperation_rows(workflow_id: str, s: CooperationState) -> dict[str, list[di
             partner_organization_id=s.partner_organization_id, partner_organization_name=s.partner_organization_name,
             areas=list(s.areas), liaison_officer=s.liaison_officer, department=s.department, started_on=s.started_on,
             target_signing_date=s.target_signing_date, description=s.description,
-            termination_reason=s.termination_reason, search_text=_search_text(s), version=s.seq,
+            termination_reason=s.termination_reason, search_text=search_text(s), version=s.seq,
             created_by=s.created_by, created_at=s.created_at, updated_at=s.updated_at)],
         "negotiation_events": [dict(
             cooperation_id=s.cooperation_id, id=e.event_id, kind=e.kind, occurred_on=e.occurred_on, ends_on=e.ends_on,
