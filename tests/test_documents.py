@@ -17,6 +17,7 @@ import asyncpg
 import httpx
 import pytest
 
+from documents.storage import LocalStore, Stager
 from tests.conftest import API_DEPARTMENT, user_client
 from workflows.cooperation import CooperationWorkflow
 from tests.document_files import docx, pdf, png
@@ -328,6 +329,20 @@ async def test_terminated_cooperation_takes_no_documents(api) -> None:
     assert response.status_code == 409 and "terminated" in response.json()["detail"]
 
 
-def test_staging_is_on_the_store_filesystem(document_dir: Path) -> None:
-    """Putting a blob is a rename, so a reader never sees half a file."""
-    assert os.stat(document_dir).st_dev == os.stat(document_dir / "objects").st_dev
+async def test_storing_a_blob_is_a_rename_of_the_staged_file(tmp_path: Path) -> None:
+    """The local store keeps the staged file itself (same inode, read-only): a reader never sees
+    half a file, and the bytes are written once. The same bytes again: kept once, staging cleared."""
+    store = LocalStore(tmp_path / "store")
+    stager = Stager(store.staging, 10_000)
+    assert stager.write(b"%PDF-1.4 signed")
+    staged = stager.finish()
+    inode = os.stat(staged.path).st_ino
+    await store.put(staged, "application/pdf")
+    stored = store.path_of(staged.sha256)
+    assert os.stat(stored).st_ino == inode and not staged.path.exists()
+    assert stored.read_bytes() == b"%PDF-1.4 signed" and stored.stat().st_mode & 0o777 == 0o444
+    again = Stager(store.staging, 10_000)
+    again.write(b"%PDF-1.4 signed")
+    await store.put(again.finish(), "application/pdf")
+    assert list(store.staging.iterdir()) == [] and b"".join([c async for c in store.read(staged.sha256)]) == \
+        b"%PDF-1.4 signed"
