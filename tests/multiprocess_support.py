@@ -77,6 +77,26 @@ class Write:
 
 
 @dataclass
+class WriteAccount:
+    """Each acknowledged write held against the audit trail by its unique User-Agent."""
+
+    lost: list[str]  # paths of writes without a succeeded audit event
+    twice: list[str]  # with more than one
+    wrong_request: list[str]  # whose event carries another request id
+
+
+async def account_writes(pool: asyncpg.Pool, writes: list[Write]) -> WriteAccount:
+    rows = await pool.fetch("SELECT user_agent, request_id FROM audit_events "
+                            "WHERE user_agent = ANY($1::text[]) AND outcome = 'succeeded'", [w.user_agent for w in writes])
+    per_agent = Counter(r["user_agent"] for r in rows)
+    by_agent = {r["user_agent"]: r["request_id"] for r in rows}
+    return WriteAccount(
+        lost=[w.path for w in writes if per_agent[w.user_agent] == 0],
+        twice=[w.path for w in writes if per_agent[w.user_agent] > 1],
+        wrong_request=[w.path for w in writes if w.user_agent in by_agent and by_agent[w.user_agent] != w.request_id])
+
+
+@dataclass
 class Cluster:
     """The two APIs, and what was sent through them."""
 

@@ -43,7 +43,8 @@ from temporalio.testing import WorkflowEnvironment
 from db.passwords import set_password
 from runtime.mail_sink import free_port
 from tests.conftest import ALWAYS_OPEN, new_id
-from tests.multiprocess_support import (WRITES_PER_LIFECYCLE, Cluster, Outcome, Process, answers, eventually,
+from tests.multiprocess_support import (WRITES_PER_LIFECYCLE, Cluster, Outcome, Process, account_writes, answers,
+                                        eventually,
                                         lifecycle, make_team, owns_one, pollers, process_env, rss_mb, running_on,
                                         start, stop)
 from tests.test_api_support import plain_failure
@@ -226,16 +227,10 @@ async def test_two_workers_and_two_apis_share_the_work_and_survive_a_sigterm(
                 f"requests per API {dict(cluster.per_api)}"
 
             # ---- every accepted action: one audit event
-            agents = [w.user_agent for w in cluster.writes]
-            rows = await pool.fetch("SELECT user_agent, request_id, action FROM audit_events "
-                                    "WHERE user_agent = ANY($1::text[]) AND outcome = 'succeeded'", agents)
-            per_agent = Counter(r["user_agent"] for r in rows)
-            missing = [w.path for w in cluster.writes if per_agent[w.user_agent] == 0]
-            twice = [w.path for w in cluster.writes if per_agent[w.user_agent] > 1]
-            assert not missing, f"writes without an audit event: {missing}"
-            assert not twice, f"writes with more than one audit event: {twice}"
-            by_agent = {r["user_agent"]: r["request_id"] for r in rows}
-            assert all(by_agent[w.user_agent] == w.request_id for w in cluster.writes), "request ids differ"
+            written = await account_writes(pool, cluster.writes)
+            assert not written.lost, f"writes without an audit event: {written.lost}"
+            assert not written.twice, f"writes with more than one audit event: {written.twice}"
+            assert not written.wrong_request, f"request ids differ: {written.wrong_request}"
 
             # ---- every workflow's events: 1, 2, 3 ... once each
             cooperation_ids = [o.cooperation_id for o in outcomes]

@@ -52,8 +52,8 @@ from runtime.mail_sink import MailSink, free_port
 from runtime.reconcile import reconcile
 from runtime.temporal import connect as connect_temporal
 from tests.conftest import ALWAYS_OPEN, API_DEPARTMENT, always_open_calendar, new_id
-from tests.multiprocess_support import (ACCORD, WRITES_PER_LIFECYCLE, Outcome, Process, Staff, Team, Write, answers,
-                                        eventually, lifecycle, make_team, pollers, process_env, start, stop)
+from tests.multiprocess_support import (ACCORD, WRITES_PER_LIFECYCLE, Outcome, Process, Staff, Team, Write,
+                                        account_writes, answers, eventually, lifecycle, make_team, pollers, process_env, start, stop)
 from tests.test_api_support import cooperation_body
 from tests.test_audit_support import idempotent_request_id
 
@@ -542,20 +542,14 @@ async def account(stack: Stack, result: Result) -> dict[str, Any]:
     project_ids = [o.project_id for o in result.outcomes]
 
     # ---- every acknowledged write: one audit event, with its request id
-    agents = [w.user_agent for w in client.writes]
-    rows = await pool.fetch("SELECT user_agent, request_id FROM audit_events "
-                            "WHERE user_agent = ANY($1::text[]) AND outcome = 'succeeded'", agents)
-    per_agent = Counter(r["user_agent"] for r in rows)
-    lost = [w.path for w in client.writes if per_agent[w.user_agent] == 0]
-    twice = [w.path for w in client.writes if per_agent[w.user_agent] > 1]
-    by_agent = {r["user_agent"]: r["request_id"] for r in rows}
-    wrong = [w.path for w in client.writes if w.user_agent in by_agent and by_agent[w.user_agent] != w.request_id]
+    written = await account_writes(pool, client.writes)
+    lost, twice = written.lost, written.twice
     if lost:
         problems.append(f"acknowledged writes without an audit event: {lost}")
     if twice:
         problems.append(f"writes with more than one audit event: {twice}")
-    if wrong:
-        problems.append(f"audit events with another request id: {wrong}")
+    if written.wrong_request:
+        problems.append(f"audit events with another request id: {written.wrong_request}")
 
     # ---- every workflow's events 1, 2, 3 ... once each; no request id twice
     events = await pool.fetch(
