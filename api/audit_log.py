@@ -48,12 +48,14 @@ def event_for(actor: Actor, **fields: Any) -> AuditEvent:
 
 
 async def record_access(conn: asyncpg.Connection, request: Request, actor: Actor, action: str,
-                        details: dict[str, Any]) -> None:
-    """One event for a search, export or verification of the audit trail."""
+                        details: dict[str, Any], entity_type: str = "audit_trail", entity_id: str = "audit_events",
+                        cooperation_id: str | None = None) -> None:
+    """One event for a read that is itself on the record: a search, export or verification of the
+    audit trail (the default entity), a document's download, view, verification or comparison."""
     async with conn.transaction():
         await append(conn, event_for(
             with_origin(actor, request), request_id=getattr(request.state, "request_id", None), action=action,
-            entity_type="audit_trail", entity_id="audit_events",
+            entity_type=entity_type, entity_id=entity_id, cooperation_id=cooperation_id,
             after=json.loads(json.dumps(details, default=str)),
         ))
 

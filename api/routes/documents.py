@@ -24,7 +24,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
-from api.audit_log import event_for, with_origin
+from api.audit_log import event_for, record_access
 from api.errors import ApiError, conflict, field_error, not_found
 from api.document_schemas import (AuditSealCheck, ComparisonView, DocumentView, SealedCheck, UploadAnswer,
                                   UploadFields, Verification, VersionView)
@@ -415,13 +415,11 @@ async def _version(conn: asyncpg.Connection, cooperation_id: str, document_id: s
 
 async def _audit(conn: asyncpg.Connection, request: Request, actor: Actor, action: str, row: asyncpg.Record,
                  details: dict[str, Any]) -> None:
-    async with conn.transaction():
-        await append(conn, event_for(
-            with_origin(actor, request), request_id=getattr(request.state, "request_id", None), action=action,
-            entity_type="document_version", entity_id=f"{row['document_id']}/v{row['version']}",
-            cooperation_id=row["cooperation_id"],
-            after={"document_id": row["document_id"], "version": row["version"], "sha256": row["sha256"],
-                   "file_name": row["file_name"], **json.loads(json.dumps(details, default=str))}))
+    await record_access(conn, request, actor, action,
+                        {"document_id": row["document_id"], "version": row["version"], "sha256": row["sha256"],
+                         "file_name": row["file_name"], **details},
+                        entity_type="document_version", entity_id=f"{row['document_id']}/v{row['version']}",
+                        cooperation_id=row["cooperation_id"])
 
 
 def staging_dir(services: Services) -> Path:
