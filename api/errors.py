@@ -18,6 +18,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from documents.storage import StoreUnavailable
 from domain.errors import DomainError
 
 log = logging.getLogger("accord.api")
@@ -108,6 +109,13 @@ async def _database_unavailable(request: Request, exc: Exception) -> Response:
         raise exc
     log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
     return JSONResponse({"detail": DATABASE_UNAVAILABLE}, status_code=503, headers=RETRY_AFTER)
+
+
+async def _store_unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
+    """The document store unreachable (or refusing): 503 with Retry-After; nothing was recorded."""
+    log.warning("document store unavailable: %s", exc)
+    return JSONResponse({"detail": "the document store is unavailable right now; nothing was changed, retry "
+                                   "after Retry-After"}, status_code=503, headers=RETRY_AFTER)
 
 
 class OutageGuard:
@@ -265,4 +273,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RPCError, _rpc_error)  # type: ignore[arg-type]
     for outage in _OUTAGES:
         app.add_exception_handler(outage, _database_unavailable)  # type: ignore[arg-type]
+    app.add_exception_handler(StoreUnavailable, _store_unavailable)  # type: ignore[arg-type]
     guard_outages(app)

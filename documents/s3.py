@@ -19,14 +19,14 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from documents.storage import CHUNK, BlobMissing, StagedFile
+from documents.storage import CHUNK, BlobMissing, StagedFile, StoreUnavailable
 
 MAX_SINGLE_PUT = 5 * 1024**3
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
-class S3Error(Exception):
-    """The service answered something other than success (the message carries its answer)."""
+class S3Error(StoreUnavailable):
+    """The service could not be reached, or answered something other than success (the message says what)."""
 
 
 class S3Store:
@@ -65,7 +65,10 @@ class S3Store:
 
     async def read(self, sha256: str) -> AsyncIterator[bytes]:
         request = self._request("GET", self._key(sha256))
-        response = await self._client.send(request, stream=True)
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx.HTTPError as error:
+            raise S3Error(f"S3 GET failed: {type(error).__name__}: {error}") from error
         try:
             if response.status_code == 404:
                 raise BlobMissing(sha256)
@@ -90,7 +93,10 @@ class S3Store:
 
     async def _send(self, method: str, key: str, headers: dict[str, str] | None = None, *,
                     payload_sha256: str = _EMPTY_SHA256, content: AsyncIterator[bytes] | None = None) -> httpx.Response:
-        return await self._client.send(self._request(method, key, headers, payload_sha256, content))
+        try:
+            return await self._client.send(self._request(method, key, headers, payload_sha256, content))
+        except httpx.HTTPError as error:
+            raise S3Error(f"S3 {method} failed: {type(error).__name__}: {error}") from error
 
     def _request(self, method: str, key: str, headers: dict[str, str] | None = None,
                  payload_sha256: str = _EMPTY_SHA256, content: AsyncIterator[bytes] | None = None) -> httpx.Request:

@@ -28,6 +28,10 @@ class BlobMissing(Exception):
     """The store has nothing under this fingerprint."""
 
 
+class StoreUnavailable(Exception):
+    """The store could not be reached or refused the operation (the API answers 503)."""
+
+
 @dataclass
 class StagedFile:
     """An upload written to a temporary file, with what was learnt while it streamed in."""

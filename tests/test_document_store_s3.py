@@ -164,3 +164,28 @@ async def test_api_on_the_s3_store(app, api, store: S3Store, tmp_path: Path) -> 
 
 async def _chunks(path: Path) -> AsyncIterator[bytes]:
     yield path.read_bytes()
+
+
+async def test_an_unreachable_store_is_503_and_records_nothing(app, api, pool) -> None:
+    """The S3 service down: an upload answers 503 with Retry-After (never 500) and leaves no document,
+    and a stored version's download answers 503 too."""
+    services = app.state.services
+    coop = await open_cooperation(api.http)
+    stored = ok(await api.http.post(f"{coop.path}/documents", data={"kind": "material"},
+                                    files={"file": ("visit.pdf", pdf(["visit report"]))}), 201)
+    (port,) = free_ports(1)  # nothing listens there
+    down = S3Store(f"http://127.0.0.1:{port}", "accord-documents", ACCESS_KEY, SECRET_KEY, prefix="test/")
+    local, services.documents = services.documents, down
+    try:
+        refused = await api.http.post(f"{coop.path}/documents", data={"kind": "material"},
+                                      files={"file": ("minutes.pdf", pdf(["minutes"]))})
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "5", refused.text
+        assert "document store" in refused.json()["detail"]
+        doc = stored["document"]["id"]
+        download = await api.http.get(f"{coop.path}/documents/{doc}/versions/1/content")
+        assert download.status_code == 503 and download.headers["retry-after"] == "5"
+    finally:
+        services.documents = local
+        await down.close()
+    listed = ok(await api.http.get(f"{coop.path}/documents"))
+    assert [d["title"] for d in listed] == ["visit.pdf"], "the refused upload left a document behind"
