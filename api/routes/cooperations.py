@@ -15,6 +15,7 @@ from api.audit_log import record_access
 from api.concurrency import IfMatchDep, tag
 from api.errors import ApiError, field_error, from_update_failure, not_found
 from api.routes.audit import AuditEvent, json_ready
+from api.routes.documents import document_ref
 from api.schemas import (
     AgreementEdit,
     AgreementIn,
@@ -32,7 +33,6 @@ from api.schemas import (
     TerminationIn,
 )
 from api.services import ActorDep, RequestIdDep, Services, ServicesDep, new_id, office_today
-from api.routes.documents import document_ref
 from api.writes import cooperation_action, counted
 from db import audit_queries, queries
 from db.audit_queries import AuditFilter
